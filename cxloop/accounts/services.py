@@ -1,0 +1,127 @@
+"""Writes for workspaces, memberships and API keys; each one audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from cxloop.core import clock
+
+from .models import ApiKey, AuditLog, Membership, Scope, Workspace, hash_key
+
+# Writing last_used_at on every request would turn every read into a write; a minute is precise
+# enough to tell a live key from a dead one.
+LAST_USED_PRECISION = dt.timedelta(minutes=1)
+
+Actor = AbstractBaseUser | AnonymousUser | None
+
+
+def audit(
+    workspace: Workspace | None,
+    action: str,
+    *,
+    via: str,
+    actor: Actor = None,
+    api_key: ApiKey | None = None,
+    obj: Any = None,
+    changes: dict[str, Any] | None = None,
+) -> AuditLog:
+    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    return AuditLog.objects.create(
+        workspace=workspace,
+        actor=user,
+        api_key=api_key,
+        via=via,
+        action=action,
+        object_type=obj._meta.model_name if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        object_repr=str(obj)[:200] if obj is not None else "",
+        changes=changes or {},
+    )
+
+
+@transaction.atomic
+def create_workspace(slug: str, name: str, *, via: str = "cli", actor: Actor = None) -> Workspace:
+    workspace = Workspace(slug=slug, name=name)
+    workspace.full_clean()
+    workspace.save()
+    audit(workspace, "workspace.created", via=via, actor=actor, obj=workspace,
+          changes={"slug": slug, "name": name})
+    return workspace
+
+
+def parse_scopes(raw: str | list[str]) -> list[str]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    scopes = [s.strip() for s in items if s.strip()]
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown:
+        raise ValidationError(
+            f"unknown scope(s): {', '.join(unknown)}; choose from {', '.join(Scope.values)}"
+        )
+    if not scopes:
+        raise ValidationError(f"give at least one scope: {', '.join(Scope.values)}")
+    return sorted(set(scopes), key=Scope.values.index)
+
+
+@transaction.atomic
+def create_api_key(
+    workspace: Workspace, name: str, scopes: list[str], *, via: str, actor: Actor = None
+) -> tuple[ApiKey, str]:
+    """A new key and its secret, which is never stored and cannot be shown again."""
+    if not name.strip():
+        raise ValidationError("an API key needs a name")
+    raw = ApiKey.generate()
+    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    key = ApiKey.objects.create(
+        workspace=workspace,
+        name=name.strip(),
+        prefix=raw[:12],
+        key_hash=hash_key(raw),
+        scopes=parse_scopes(scopes),
+        created_by=user,
+    )
+    audit(workspace, "api_key.created", via=via, actor=actor, obj=key,
+          changes={"name": key.name, "scopes": key.scopes})
+    return key, raw
+
+
+@transaction.atomic
+def revoke_api_key(key: ApiKey, *, via: str, actor: Actor = None) -> bool:
+    updated = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+        revoked_at=clock.now()
+    )
+    if updated:
+        key.refresh_from_db()
+        audit(key.workspace, "api_key.revoked", via=via, actor=actor, obj=key)
+    return bool(updated)
+
+
+def authenticate_api_key(raw: str) -> ApiKey | None:
+    if not raw.startswith("cxl_") or len(raw) > 100:
+        return None
+    key = (
+        ApiKey.objects.active().select_related("workspace").filter(key_hash=hash_key(raw)).first()
+    )
+    if key is None:
+        return None
+    now = clock.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+@transaction.atomic
+def set_membership(
+    workspace: Workspace, user: AbstractBaseUser, role: str, *, via: str, actor: Actor = None
+) -> Membership:
+    membership, created = Membership.objects.update_or_create(
+        workspace=workspace, user=user, defaults={"role": role}
+    )
+    audit(workspace, "membership.created" if created else "membership.changed", via=via,
+          actor=actor, obj=membership, changes={"user": user.get_username(), "role": role})
+    return membership

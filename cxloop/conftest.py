@@ -1,0 +1,73 @@
+"""Fixtures every test can use: two workspaces, their people and keys, an API client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from cxloop.accounts.models import Role, Workspace
+from cxloop.accounts.services import create_api_key, create_workspace, set_membership
+
+
+@pytest.fixture
+def workspace(db: Any) -> Workspace:
+    return create_workspace("acme", "Acme Telecom", via="cli")
+
+
+@pytest.fixture
+def other_workspace(db: Any) -> Workspace:
+    return create_workspace("globex", "Globex Bank", via="cli")
+
+
+@dataclass
+class Api:
+    """A client holding one API key; methods speak JSON."""
+
+    client: Client
+    key: str
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.client.get(f"/api/v1{path}", params, headers=self._headers())
+
+    def post(self, path: str, body: Any) -> Any:
+        data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        return self.client.post(
+            f"/api/v1{path}", data, content_type="application/json", headers=self._headers()
+        )
+
+
+@pytest.fixture
+def make_api(client: Client) -> Callable[..., Api]:
+    def make(workspace: Workspace, scopes: tuple[str, ...] = ("ingest", "read")) -> Api:
+        _, raw = create_api_key(workspace, "test", list(scopes), via="cli")
+        return Api(Client(), raw)
+
+    return make
+
+
+@pytest.fixture
+def api(workspace: Workspace, make_api: Callable[..., Api]) -> Api:
+    return make_api(workspace)
+
+
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., Any]:
+    def make(workspace: Workspace | None, role: str = Role.ADMIN, username: str | None = None) -> Any:
+        name = username or f"{role}-{workspace.slug if workspace else 'none'}"
+        user = get_user_model().objects.create_user(
+            name, email=f"{name}@example.com", password="correct horse battery staple"
+        )
+        if workspace is not None:
+            set_membership(workspace, user, role, via="cli")
+        return user
+
+    return make

@@ -1,0 +1,93 @@
+"""Pieces every list and batch endpoint shares."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from ninja import Schema
+from ninja.errors import HttpError
+from pydantic import Field
+
+from cxloop.core import cursor as cursors
+from cxloop.core.validation import BatchResult, aware
+
+
+class Invalid(Exception):
+    """A request whose content is wrong: answered 422 with ``{"detail", "errors"}``."""
+
+    def __init__(self, detail: str, errors: dict[str, list[str]]) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+def require_scope(request: HttpRequest, scope: str) -> None:
+    key = request.api_key  # type: ignore[attr-defined]
+    if not key.has_scope(scope):
+        raise HttpError(403, f"this API key lacks the {scope!r} scope")
+
+
+class ListParams(Schema):
+    since: dt.datetime | None = Field(default=None, description="Inclusive.")
+    until: dt.datetime | None = Field(default=None, description="Exclusive.")
+    cursor: str | None = Field(default=None, description="The `next` of the previous page.")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class Page(Schema):
+    items: list[dict[str, Any]]
+    next: str | None
+
+
+class BatchIn(Schema):
+    items: list[Any] = Field(description="Up to 10,000 items.")
+
+
+class BatchOut(Schema):
+    accepted: int
+    duplicates: int
+    rejected: int
+    errors: list[dict[str, Any]]
+
+
+class CustomerBatchOut(BatchOut):
+    created: int
+    updated: int
+    unchanged: int
+
+
+def check_batch_size(items: list[Any]) -> None:
+    limit = settings.API_MAX_BATCH_ITEMS
+    if len(items) > limit:
+        raise HttpError(413, f"a batch holds at most {limit:,} items; this one has {len(items):,}")
+
+
+def batch_answer(result: BatchResult, *, customers: bool = False) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": result.rejected,
+        "errors": result.errors,
+    }
+    if customers:
+        answer |= {"created": result.created, "updated": result.updated,
+                   "unchanged": result.unchanged}
+    return answer
+
+
+def list_page(
+    qs: QuerySet[Any], field: str, params: ListParams, tz: str
+) -> tuple[list[Any], str | None]:
+    if params.since is not None:
+        qs = qs.filter(**{f"{field}__gte": aware(params.since, tz)})
+    if params.until is not None:
+        qs = qs.filter(**{f"{field}__lt": aware(params.until, tz)})
+    return cursors.page(qs, field, params.cursor, params.limit)
+
+
+def iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,148 @@
+"""Importing a CSV file in batches, with a report of every rejected row.
+
+The same services as the API ingest each batch, so a row is judged the same way whichever door
+it comes through, and re-running a file changes nothing (duplicates; unchanged customers).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cxloop.accounts.models import Workspace
+from cxloop.core.validation import BatchResult
+from cxloop.customers.services import upsert_customers
+from cxloop.interactions.services import ingest_interactions
+
+from .reader import CsvError, CsvFile, map_columns, open_csv, row_to_item
+
+BATCH_ROWS = 5000
+SAMPLE_ERRORS = 200
+
+INGEST: dict[str, Callable[[Workspace, list[Any]], BatchResult]] = {
+    "customers": upsert_customers,
+    "interactions": ingest_interactions,
+}
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    encoding: str = ""
+    delimiter: str = ""
+    rows: int = 0
+    result: BatchResult = field(default_factory=BatchResult)
+    sample_errors: list[dict[str, Any]] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    rejects_path: Path | None = None
+
+    def summary(self) -> str:
+        r = self.result
+        if self.kind == "customers":
+            parts = f"{r.created} created, {r.updated} updated, {r.unchanged} unchanged"
+        else:
+            parts = f"{r.accepted} accepted, {r.duplicates} duplicates"
+        return f"{self.rows} rows: {parts}, {r.rejected} rejected"
+
+
+def _format_errors(errors: dict[str, list[str]]) -> str:
+    return "; ".join(f"{name}: {', '.join(msgs)}" for name, msgs in errors.items())
+
+
+class _Rejects:
+    """Rejected rows go to a CSV next to the input: line, reasons, then the row as it was."""
+
+    def __init__(self, path: Path, header: list[str], delimiter: str) -> None:
+        self.path = path
+        self.header = header
+        self.delimiter = delimiter
+        self.file: Any = None
+        self.writer: Any = None
+
+    def write(self, line: int, errors: dict[str, list[str]], row: list[str]) -> None:
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = self.path.open("w", encoding="utf-8", newline="")
+            self.writer = csv.writer(self.file, delimiter=self.delimiter)
+            self.writer.writerow(["line", "errors", *self.header])
+        self.writer.writerow([line, _format_errors(errors), *row])
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def import_csv(
+    workspace: Workspace,
+    kind: str,
+    path: Path,
+    *,
+    mapping: dict[str, str] | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    source: str | None = None,
+    rejects_path: Path | None = None,
+    progress: Callable[[CsvFile, ImportReport], None] | None = None,
+) -> ImportReport:
+    """Import ``path``; raises ``CsvError`` when the file as a whole cannot be read."""
+    if kind not in INGEST:
+        raise CsvError(f"unknown import kind {kind!r}; choose customers or interactions")
+    csv_file = open_csv(path, encoding, delimiter)
+    report = ImportReport(kind=kind, encoding=csv_file.encoding, delimiter=csv_file.delimiter)
+    rejects = _Rejects(
+        rejects_path or path.with_name(path.stem + ".rejects.csv"),
+        csv_file.header,
+        csv_file.delimiter,
+    )
+    try:
+        cols = map_columns(kind, csv_file.header, mapping)
+        if kind == "interactions" and "source" not in cols.fields.values() and not source:
+            raise CsvError("the file has no source column: give the source (e.g. --source crm)")
+        report.ignored_columns = cols.ignored
+        defaults = {"source": source} if source and kind == "interactions" else {}
+        width = len(csv_file.header)
+        batch: list[tuple[int, list[str], dict[str, Any]]] = []
+
+        def flush() -> None:
+            result = INGEST[kind](workspace, [item for _, _, item in batch])
+            for err in result.errors:
+                line, row, _ = batch[err["index"]]
+                _reject(report, rejects, line, err["errors"], row)
+            err_count = len(result.errors)
+            result.errors = []
+            result.rejected -= err_count  # counted again by _reject
+            report.result.add(result)
+            batch.clear()
+            if progress:
+                progress(csv_file, report)
+
+        for line, row in csv_file.rows():
+            report.rows += 1
+            if len(row) > width:
+                _reject(report, rejects, line,
+                        {"__all__": [f"the row has {len(row)} cells, the header {width}"]}, row)  # fmt: skip
+                continue
+            batch.append((line, row, row_to_item(cols, row, defaults)))
+            if len(batch) >= BATCH_ROWS:
+                flush()
+        if batch:
+            flush()
+        elif progress:
+            progress(csv_file, report)
+    finally:
+        csv_file.close()
+        rejects.close()
+    report.rejects_path = rejects.path if rejects.writer is not None else None
+    return report
+
+
+def _reject(
+    report: ImportReport, rejects: _Rejects, line: int, errors: dict[str, list[str]], row: list[str]
+) -> None:
+    report.result.rejected += 1
+    rejects.write(line, errors, row)
+    if len(report.sample_errors) < SAMPLE_ERRORS:
+        report.sample_errors.append({"line": line, "errors": errors})

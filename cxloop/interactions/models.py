@@ -1,0 +1,57 @@
+"""Events from the CRM/ERP: calls, visits, deliveries, service jobs, and operational events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from cxloop.core.models import WorkspaceScoped
+
+# Operational events are interactions with a type of their own; these are the well-known ones
+# (a workspace may send any other slug).
+OPERATIONAL_EVENT_TYPES = frozenset(
+    {"dropped_call", "late_delivery", "failed_payment", "service_outage", "missed_appointment"}
+)
+
+
+class Interaction(WorkspaceScoped):
+    source = models.CharField(max_length=64, help_text="The system that sent it, e.g. crm.")
+    external_id = models.CharField(max_length=128)
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="interactions"
+    )
+    type = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    touchpoint = models.ForeignKey(
+        "organisation.Touchpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    branch = models.ForeignKey(
+        "organisation.Branch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    employee = models.ForeignKey(
+        "organisation.Employee", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    product = models.ForeignKey(
+        "organisation.Product", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel = models.ForeignKey(
+        "organisation.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    attributes: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "source", "external_id"], name="interaction_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id}"
+
+    @property
+    def is_operational_event(self) -> bool:
+        return self.type in OPERATIONAL_EVENT_TYPES

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from cxloop.accounts import views as accounts_views
+from cxloop.api import api
+from cxloop.core import views as core_views
+
+urlpatterns = [
+    path("", core_views.home, name="home"),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("workspace/switch", accounts_views.switch_workspace, name="switch_workspace"),
+    path("settings/api-keys", accounts_views.api_keys, name="api_keys"),
+    path("settings/api-keys/<int:pk>/revoke", accounts_views.revoke_key, name="revoke_api_key"),
+    path("settings/audit-log", accounts_views.audit_log, name="audit_log"),
+    path("imports/", include("cxloop.imports.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
+]
