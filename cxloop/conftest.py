@@ -61,7 +61,9 @@ def api(workspace: Workspace, make_api: Callable[..., Api]) -> Api:
 
 @pytest.fixture
 def make_user(db: Any) -> Callable[..., Any]:
-    def make(workspace: Workspace | None, role: str = Role.ADMIN, username: str | None = None) -> Any:
+    def make(
+        workspace: Workspace | None, role: str = Role.ADMIN, username: str | None = None
+    ) -> Any:
         name = username or f"{role}-{workspace.slug if workspace else 'none'}"
         user = get_user_model().objects.create_user(
             name, email=f"{name}@example.com", password="correct horse battery staple"

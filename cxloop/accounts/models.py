@@ -67,8 +67,15 @@ P = Permission
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.ADMIN: frozenset(P.values),
     Role.CX_MANAGER: frozenset(
-        {P.CONFIGURE, P.IMPORT_DATA, P.EXPORT_DATA, P.VIEW_ALL_FEEDBACK, P.VIEW_TEAM_FEEDBACK,
-         P.VIEW_OWN_FEEDBACK, P.VIEW_CUSTOMER_CONTACTS}
+        {
+            P.CONFIGURE,
+            P.IMPORT_DATA,
+            P.EXPORT_DATA,
+            P.VIEW_ALL_FEEDBACK,
+            P.VIEW_TEAM_FEEDBACK,
+            P.VIEW_OWN_FEEDBACK,
+            P.VIEW_CUSTOMER_CONTACTS,
+        }
     ),
     Role.ANALYST: frozenset(
         {P.EXPORT_DATA, P.VIEW_ALL_FEEDBACK, P.VIEW_TEAM_FEEDBACK, P.VIEW_OWN_FEEDBACK}
@@ -90,7 +97,9 @@ class Membership(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "workspace"], name="one_membership_per_workspace")
+            models.UniqueConstraint(
+                fields=["user", "workspace"], name="one_membership_per_workspace"
+            )
         ]
 
     def __str__(self) -> str:

@@ -49,8 +49,14 @@ def create_workspace(slug: str, name: str, *, via: str = "cli", actor: Actor = N
     workspace = Workspace(slug=slug, name=name)
     workspace.full_clean()
     workspace.save()
-    audit(workspace, "workspace.created", via=via, actor=actor, obj=workspace,
-          changes={"slug": slug, "name": name})
+    audit(
+        workspace,
+        "workspace.created",
+        via=via,
+        actor=actor,
+        obj=workspace,
+        changes={"slug": slug, "name": name},
+    )
     return workspace
 
 
@@ -84,8 +90,14 @@ def create_api_key(
         scopes=parse_scopes(scopes),
         created_by=user,
     )
-    audit(workspace, "api_key.created", via=via, actor=actor, obj=key,
-          changes={"name": key.name, "scopes": key.scopes})
+    audit(
+        workspace,
+        "api_key.created",
+        via=via,
+        actor=actor,
+        obj=key,
+        changes={"name": key.name, "scopes": key.scopes},
+    )
     return key, raw
 
 
@@ -103,9 +115,7 @@ def revoke_api_key(key: ApiKey, *, via: str, actor: Actor = None) -> bool:
 def authenticate_api_key(raw: str) -> ApiKey | None:
     if not raw.startswith("cxl_") or len(raw) > 100:
         return None
-    key = (
-        ApiKey.objects.active().select_related("workspace").filter(key_hash=hash_key(raw)).first()
-    )
+    key = ApiKey.objects.active().select_related("workspace").filter(key_hash=hash_key(raw)).first()
     if key is None:
         return None
     now = clock.now()
@@ -122,6 +132,12 @@ def set_membership(
     membership, created = Membership.objects.update_or_create(
         workspace=workspace, user=user, defaults={"role": role}
     )
-    audit(workspace, "membership.created" if created else "membership.changed", via=via,
-          actor=actor, obj=membership, changes={"user": user.get_username(), "role": role})
+    audit(
+        workspace,
+        "membership.created" if created else "membership.changed",
+        via=via,
+        actor=actor,
+        obj=membership,
+        changes={"user": user.get_username(), "role": role},
+    )
     return membership

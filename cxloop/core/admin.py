@@ -9,8 +9,8 @@ from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from cxloop.accounts.services import audit
 from cxloop.accounts.models import ROLE_PERMISSIONS, Membership, Permission, Role, Workspace
+from cxloop.accounts.services import audit
 
 CONFIGURING_ROLES = [r for r in Role.values if Permission.CONFIGURE in ROLE_PERMISSIONS[r]]
 

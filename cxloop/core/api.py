@@ -74,8 +74,11 @@ def batch_answer(result: BatchResult, *, customers: bool = False) -> dict[str, A
         "errors": result.errors,
     }
     if customers:
-        answer |= {"created": result.created, "updated": result.updated,
-                   "unchanged": result.unchanged}
+        answer |= {
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+        }
     return answer
 
 

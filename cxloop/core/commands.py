@@ -11,4 +11,6 @@ def get_workspace(slug: str) -> Workspace:
     try:
         return Workspace.objects.get(slug=slug)
     except Workspace.DoesNotExist:
-        raise CommandError(f"no workspace with slug {slug!r} (create it: cxloop workspace create)") from None
+        raise CommandError(
+            f"no workspace with slug {slug!r} (create it: cxloop workspace create)"
+        ) from None

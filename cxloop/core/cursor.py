@@ -31,7 +31,9 @@ def decode(cursor: str) -> tuple[dt.datetime, int]:
     return moment, pk
 
 
-def page(qs: QuerySet[Any], field: str, cursor: str | None, limit: int) -> tuple[list[Any], str | None]:
+def page(
+    qs: QuerySet[Any], field: str, cursor: str | None, limit: int
+) -> tuple[list[Any], str | None]:
     """One page of ``qs`` ordered by (``field``, id), and the cursor of the next page."""
     if cursor:
         value, pk = decode(cursor)

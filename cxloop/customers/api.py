@@ -5,19 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router
+from ninja import Query, Router, Status
+from pydantic import ValidationError
 
 from cxloop.core.api import (
-    require_scope,
     BatchIn,
     CustomerBatchOut,
+    Invalid,
     ListParams,
     Page,
     batch_answer,
     check_batch_size,
     iso,
     list_page,
+    require_scope,
 )
+from cxloop.core.validation import error_dict
 
 from .models import Customer
 from .schemas import CustomerIn, CustomerOut
@@ -39,7 +42,9 @@ def serialise(row: dict[str, Any]) -> dict[str, Any]:
 
 def _one(workspace: Any, external_id: str) -> dict[str, Any] | None:
     row = (
-        Customer.objects.filter(workspace=workspace, external_id=external_id).values(*FIELDS).first()
+        Customer.objects.filter(workspace=workspace, external_id=external_id)
+        .values(*FIELDS)
+        .first()
     )
     return serialise(row) if row else None
 
@@ -51,15 +56,18 @@ def _one(workspace: Any, external_id: str) -> dict[str, Any] | None:
     description="201 when created, 200 when it existed (given fields overwrite, consent and "
     "attributes merge).",
 )
-def post_customer(request: HttpRequest, payload: CustomerIn) -> tuple[int, dict[str, Any]]:
+def post_customer(request: HttpRequest, payload: CustomerIn) -> Status[dict[str, Any]]:
     require_scope(request, "ingest")
     workspace = request.workspace  # type: ignore[attr-defined]
     # Validated again with the workspace's phone region, which ninja does not know.
-    item = validate_customer(workspace, payload.model_dump(exclude_unset=True))
+    try:
+        item = validate_customer(workspace, payload.model_dump(exclude_unset=True))
+    except ValidationError as exc:
+        raise Invalid("the customer is not valid", error_dict(exc)) from None
     _, outcome = upsert_customer(workspace, item)
     answer = _one(workspace, item.external_id)
     assert answer is not None
-    return (201 if outcome == "created" else 200), answer
+    return Status(201 if outcome == "created" else 200, answer)
 
 
 @router.post("/batch", response=CustomerBatchOut, summary="Upsert up to 10,000 customers")
@@ -84,5 +92,5 @@ def get_customer(request: HttpRequest, external_id: str) -> Any:
     require_scope(request, "read")
     answer = _one(request.workspace, external_id)  # type: ignore[attr-defined]
     if answer is None:
-        return 404, {"detail": f"no customer with external_id {external_id!r}"}
-    return 200, answer
+        return Status(404, {"detail": f"no customer with external_id {external_id!r}"})
+    return Status(200, answer)

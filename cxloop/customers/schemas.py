@@ -20,8 +20,10 @@ class CustomerIn(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     email: str | None = Field(default=None, max_length=254)
     phone: str | None = Field(
-        default=None, max_length=40, description="Stored in E.164; without +country code it is "
-        "read in the workspace's phone region."
+        default=None,
+        max_length=40,
+        description="Stored in E.164; without +country code it is "
+        "read in the workspace's phone region.",
     )
     language: str | None = Field(default=None, max_length=16, examples=["ru", "ro", "en"])
     time_zone: str | None = Field(default=None, max_length=64, examples=["Europe/Chisinau"])
@@ -56,9 +58,11 @@ class CustomerIn(BaseModel):
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if not value:
+        if not value or "phone_region" not in (info.context or {}):
+            # Without context (ninja parsing the body) the workspace's region is unknown; the
+            # service validates again with it.
             return value
-        region = (info.context or {}).get("phone_region")
+        region = info.context["phone_region"]
         return v.normalise_phone(value, region)
 
     @field_validator("language")

@@ -20,7 +20,7 @@ PLAIN_FIELDS = ("name", "email", "phone", "language", "time_zone", "segment", "i
 
 
 def validate_customer(workspace: Workspace, item: Any) -> CustomerIn:
-    return CustomerIn.model_validate(item, context={"phone_region": workspace.phone_region})
+    return CustomerIn.model_validate(item, context={"phone_region": workspace.phone_region or None})
 
 
 def _accounts(workspace: Workspace, items: Sequence[CustomerIn]) -> dict[str, Account]:

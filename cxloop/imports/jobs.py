@@ -106,4 +106,3 @@ def requeue_stuck() -> int:
     for pk in stuck:
         run_import_job.delay(pk)
     return len(stuck)
-

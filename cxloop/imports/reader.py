@@ -169,12 +169,30 @@ def _bool(cell: str) -> bool | str:
     return cell  # left for validation to reject with its own message
 
 
+DOTTED_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})([ T].*)?$")
+
+
+def _date(cell: str) -> str:
+    """ISO 8601 as it is; 31.12.2026 [10:00] (how ru/ro exports write dates) turned into ISO."""
+    match = DOTTED_DATE.match(cell.strip())
+    if not match:
+        return cell
+    day, month, year, rest = match.groups()
+    time = (rest or "").strip()
+    return f"{year}-{int(month):02d}-{int(day):02d}" + (f"T{time}" if time else "T00:00")
+
+
 def row_to_item(cols: Columns, row: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
     item: dict[str, Any] = dict(defaults)
     for index, name in cols.fields.items():
         cell = row[index] if index < len(row) else ""
         if cell.strip() != "":
-            item[name] = _bool(cell) if name == "is_b2b" else cell
+            if name == "is_b2b":
+                item[name] = _bool(cell)
+            elif name == "occurred_at":
+                item[name] = _date(cell)
+            else:
+                item[name] = cell
     if cols.attributes:
         attrs = {
             name: row[i] for i, name in cols.attributes.items() if i < len(row) and row[i] != ""
@@ -213,11 +231,6 @@ class CsvFile:
                 if row and any(cell.strip() for cell in row):
                     yield line, row
                 line = self._reader.line_num + 1
-        except UnicodeDecodeError as exc:
-            raise CsvError(
-                f"line {line}: the file is not valid {self.encoding} ({exc.reason}); "
-                "give the right encoding (utf-8 or cp1251)"
-            ) from None
         except csv.Error as exc:
             raise CsvError(f"line {line}: {exc}") from None
 
@@ -238,7 +251,14 @@ def open_csv(path: Path, encoding: str | None = None, delimiter: str | None = No
     else:
         encoding = detect_encoding(sample)
     stream = CountingReader(raw)
-    text = io.TextIOWrapper(io.BufferedReader(stream, 1 << 16), encoding=encoding, newline="")
+    # Undecodable bytes become lone surrogates, so the row holding them is rejected on its own
+    # line instead of the whole file failing somewhere ahead of the reader.
+    text = io.TextIOWrapper(
+        io.BufferedReader(stream, 1 << 16),
+        encoding=encoding,
+        errors="surrogateescape",
+        newline="",
+    )
     try:
         first = sample.decode(encoding, errors="ignore").lstrip("\ufeff").splitlines()
     except LookupError:

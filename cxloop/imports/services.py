@@ -65,7 +65,10 @@ class _Rejects:
     def write(self, line: int, errors: dict[str, list[str]], row: list[str]) -> None:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = self.path.open("w", encoding="utf-8", newline="")
+            # surrogateescape writes undecodable bytes back as they were in the input
+            self.file = self.path.open(
+                "w", encoding="utf-8", errors="surrogateescape", newline=""
+            )
             self.writer = csv.writer(self.file, delimiter=self.delimiter)
             self.writer.writerow(["line", "errors", *self.header])
         self.writer.writerow([line, _format_errors(errors), *row])
@@ -104,17 +107,20 @@ def import_csv(
         report.ignored_columns = cols.ignored
         defaults = {"source": source} if source and kind == "interactions" else {}
         width = len(csv_file.header)
+        # (line, cells, item to ingest or the row's own errors), in file order
         batch: list[tuple[int, list[str], dict[str, Any]]] = []
 
         def flush() -> None:
-            result = INGEST[kind](workspace, [item for _, _, item in batch])
-            for err in result.errors:
-                line, row, _ = batch[err["index"]]
-                _reject(report, rejects, line, err["errors"], row)
-            err_count = len(result.errors)
+            wanted = [(pos, item) for pos, (_, _, item) in enumerate(batch) if "__errors" not in item]
+            result = INGEST[kind](workspace, [item for _, item in wanted])
+            errors = {wanted[e["index"]][0]: e["errors"] for e in result.errors}
             result.errors = []
-            result.rejected -= err_count  # counted again by _reject
+            result.rejected = 0
             report.result.add(result)
+            for pos, (line, row, item) in enumerate(batch):
+                reasons = item.get("__errors") or errors.get(pos)
+                if reasons:
+                    _reject(report, rejects, line, reasons, row)
             batch.clear()
             if progress:
                 progress(csv_file, report)
@@ -122,10 +128,12 @@ def import_csv(
         for line, row in csv_file.rows():
             report.rows += 1
             if len(row) > width:
-                _reject(report, rejects, line,
-                        {"__all__": [f"the row has {len(row)} cells, the header {width}"]}, row)  # fmt: skip
-                continue
-            batch.append((line, row, row_to_item(cols, row, defaults)))
+                item = {"__errors": {"__all__": [f"the row has {len(row)} cells, the header {width}"]}}
+            elif not _decodable(row):
+                item = {"__errors": {"__all__": [f"the row is not valid {csv_file.encoding}"]}}
+            else:
+                item = row_to_item(cols, row, defaults)
+            batch.append((line, row, item))
             if len(batch) >= BATCH_ROWS:
                 flush()
         if batch:
@@ -137,6 +145,15 @@ def import_csv(
         rejects.close()
     report.rejects_path = rejects.path if rejects.writer is not None else None
     return report
+
+
+def _decodable(row: list[str]) -> bool:
+    """False when the row holds bytes the file's encoding could not decode."""
+    try:
+        "".join(row).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reject(

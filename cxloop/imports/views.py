@@ -50,5 +50,3 @@ def import_rejects(request: HttpRequest, pk: int) -> FileResponse:
         Path(job.rejects_path).open("rb"), as_attachment=True,
         filename=f"{Path(job.file_name).stem}.rejects.csv", content_type="text/csv",
     )  # fmt: skip
-
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router
+from ninja import Query, Router, Status
 
 from cxloop.core.api import (
     BatchIn,
@@ -62,7 +62,7 @@ def _one(workspace: Any, source: str, external_id: str) -> dict[str, Any] | None
     description="201 when recorded; 200 with the stored interaction when (source, external_id) "
     "was already there (nothing changes).",
 )
-def post_interaction(request: HttpRequest, payload: InteractionIn) -> tuple[int, dict[str, Any]]:
+def post_interaction(request: HttpRequest, payload: InteractionIn) -> Status[dict[str, Any]]:
     require_scope(request, "ingest")
     workspace = request.workspace  # type: ignore[attr-defined]
     result = ingest_interactions(workspace, [payload.model_dump(exclude_unset=True)])
@@ -70,7 +70,7 @@ def post_interaction(request: HttpRequest, payload: InteractionIn) -> tuple[int,
         raise Invalid("the interaction is not valid", result.errors[0]["errors"])
     answer = _one(workspace, payload.source.lower(), payload.external_id)
     assert answer is not None
-    return (201 if result.accepted else 200), answer
+    return Status(201 if result.accepted else 200, answer)
 
 
 @router.post(
@@ -101,5 +101,5 @@ def get_interaction(request: HttpRequest, source: str, external_id: str) -> Any:
     require_scope(request, "read")
     answer = _one(request.workspace, source, external_id)  # type: ignore[attr-defined]
     if answer is None:
-        return 404, {"detail": f"no interaction {source}:{external_id}"}
-    return 200, answer
+        return Status(404, {"detail": f"no interaction {source}:{external_id}"})
+    return Status(200, answer)

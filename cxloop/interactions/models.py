@@ -24,7 +24,11 @@ class Interaction(WorkspaceScoped):
     type = models.CharField(max_length=64)
     occurred_at = models.DateTimeField()
     touchpoint = models.ForeignKey(
-        "organisation.Touchpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "organisation.Touchpoint",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     branch = models.ForeignKey(
         "organisation.Branch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

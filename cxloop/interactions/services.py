@@ -43,7 +43,9 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def _lookup(model: type[Model], workspace: Workspace, field: str, codes: set[str]) -> dict[str, int]:
+def _lookup(
+    model: type[Model], workspace: Workspace, field: str, codes: set[str]
+) -> dict[str, int]:
     found: dict[str, int] = {}
     values = list(codes)
     for start in range(0, len(values), 5000):
@@ -149,7 +151,7 @@ def _insert(
                     json.dumps(item.attributes, ensure_ascii=False), created,
                 ]  # fmt: skip
             cursor.execute(
-                f"INSERT INTO {table} ({','.join(COLUMNS)}) VALUES "  # noqa: S608
+                f"INSERT INTO {table} ({','.join(COLUMNS)}) VALUES "
                 + ",".join([row_sql] * len(chunk))
                 + " ON CONFLICT (workspace_id, source, external_id) DO NOTHING RETURNING id",
                 params,

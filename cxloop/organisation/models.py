@@ -37,7 +37,11 @@ class Branch(Coded):
     city = models.CharField(max_length=100, blank=True)
     time_zone = models.CharField(max_length=64, blank=True, help_text=_("Blank: the workspace's."))
     manager = models.ForeignKey(
-        "Employee", null=True, blank=True, on_delete=models.SET_NULL, related_name="managed_branches"
+        "Employee",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="managed_branches",
     )
 
     class Meta(Coded.Meta):

@@ -5,55 +5,98 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
-                ('external_id', models.CharField(max_length=128)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True)),
+                ("external_id", models.CharField(max_length=128)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Customer',
+            name="Customer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
-                ('external_id', models.CharField(max_length=128)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('email', models.EmailField(blank=True, max_length=254)),
-                ('phone', models.CharField(blank=True, help_text='E.164, e.g. +37322123456', max_length=20)),
-                ('language', models.CharField(blank=True, max_length=8)),
-                ('time_zone', models.CharField(blank=True, max_length=64)),
-                ('segment', models.CharField(blank=True, max_length=64)),
-                ('is_b2b', models.BooleanField(default=False)),
-                ('consent', models.JSONField(blank=True, default=dict)),
-                ('attributes', models.JSONField(blank=True, default=dict)),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='contacts', to='customers.account')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True)),
+                ("external_id", models.CharField(max_length=128)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("email", models.EmailField(blank=True, max_length=254)),
+                (
+                    "phone",
+                    models.CharField(
+                        blank=True, help_text="E.164, e.g. +37322123456", max_length=20
+                    ),
+                ),
+                ("language", models.CharField(blank=True, max_length=8)),
+                ("time_zone", models.CharField(blank=True, max_length=64)),
+                ("segment", models.CharField(blank=True, max_length=64)),
+                ("is_b2b", models.BooleanField(default=False)),
+                ("consent", models.JSONField(blank=True, default=dict)),
+                ("attributes", models.JSONField(blank=True, default=dict)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="contacts",
+                        to="customers.account",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.UniqueConstraint(fields=('workspace', 'external_id'), name='account_unique'),
+            model_name="account",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "external_id"), name="account_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['workspace', 'updated_at'], name='customers_c_workspa_e304ff_idx'),
+            model_name="customer",
+            index=models.Index(
+                fields=["workspace", "updated_at"], name="customers_c_workspa_e304ff_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='customer',
-            constraint=models.UniqueConstraint(fields=('workspace', 'external_id'), name='customer_unique'),
+            model_name="customer",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "external_id"), name="customer_unique"
+            ),
         ),
     ]

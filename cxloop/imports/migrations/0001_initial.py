@@ -6,47 +6,88 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ImportJob',
+            name="ImportJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('customers', 'Customers'), ('interactions', 'Interactions')], max_length=20)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=10)),
-                ('file_name', models.CharField(max_length=255)),
-                ('path', models.CharField(help_text='Where the uploaded file is kept.', max_length=500)),
-                ('mapping', models.JSONField(blank=True, default=dict)),
-                ('encoding', models.CharField(blank=True, max_length=20)),
-                ('delimiter', models.CharField(blank=True, max_length=2)),
-                ('size_bytes', models.BigIntegerField(default=0)),
-                ('processed_bytes', models.BigIntegerField(default=0)),
-                ('rows', models.IntegerField(default=0)),
-                ('accepted', models.IntegerField(default=0)),
-                ('duplicates', models.IntegerField(default=0)),
-                ('rejected', models.IntegerField(default=0)),
-                ('created', models.IntegerField(default=0)),
-                ('updated', models.IntegerField(default=0)),
-                ('unchanged', models.IntegerField(default=0)),
-                ('sample_errors', models.JSONField(blank=True, default=list)),
-                ('ignored_columns', models.JSONField(blank=True, default=list)),
-                ('rejects_path', models.CharField(blank=True, max_length=500)),
-                ('message', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("customers", "Customers"), ("interactions", "Interactions")],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("file_name", models.CharField(max_length=255)),
+                (
+                    "path",
+                    models.CharField(help_text="Where the uploaded file is kept.", max_length=500),
+                ),
+                ("mapping", models.JSONField(blank=True, default=dict)),
+                ("encoding", models.CharField(blank=True, max_length=20)),
+                ("delimiter", models.CharField(blank=True, max_length=2)),
+                ("size_bytes", models.BigIntegerField(default=0)),
+                ("processed_bytes", models.BigIntegerField(default=0)),
+                ("rows", models.IntegerField(default=0)),
+                ("accepted", models.IntegerField(default=0)),
+                ("duplicates", models.IntegerField(default=0)),
+                ("rejected", models.IntegerField(default=0)),
+                ("created", models.IntegerField(default=0)),
+                ("updated", models.IntegerField(default=0)),
+                ("unchanged", models.IntegerField(default=0)),
+                ("sample_errors", models.JSONField(blank=True, default=list)),
+                ("ignored_columns", models.JSONField(blank=True, default=list)),
+                ("rejects_path", models.CharField(blank=True, max_length=500)),
+                ("message", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
     ]

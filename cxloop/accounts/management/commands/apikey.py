@@ -44,7 +44,9 @@ class Command(BaseCommand):
             for key in ApiKey.objects.filter(workspace=workspace):
                 state = "revoked" if key.revoked_at else "active"
                 used = key.last_used_at.isoformat() if key.last_used_at else "never"
-                self.stdout.write(f"{key.prefix}\t{key.name}\t{','.join(key.scopes)}\t{state}\t{used}")
+                self.stdout.write(
+                    f"{key.prefix}\t{key.name}\t{','.join(key.scopes)}\t{state}\t{used}"
+                )
         else:
             matches = list(ApiKey.objects.filter(workspace=workspace, prefix=options["prefix"]))
             if len(matches) != 1:
