@@ -66,9 +66,7 @@ class _Rejects:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # surrogateescape writes undecodable bytes back as they were in the input
-            self.file = self.path.open(
-                "w", encoding="utf-8", errors="surrogateescape", newline=""
-            )
+            self.file = self.path.open("w", encoding="utf-8", errors="surrogateescape", newline="")
             self.writer = csv.writer(self.file, delimiter=self.delimiter)
             self.writer.writerow(["line", "errors", *self.header])
         self.writer.writerow([line, _format_errors(errors), *row])
@@ -111,7 +109,9 @@ def import_csv(
         batch: list[tuple[int, list[str], dict[str, Any]]] = []
 
         def flush() -> None:
-            wanted = [(pos, item) for pos, (_, _, item) in enumerate(batch) if "__errors" not in item]
+            wanted = [
+                (pos, item) for pos, (_, _, item) in enumerate(batch) if "__errors" not in item
+            ]
             result = INGEST[kind](workspace, [item for _, item in wanted])
             errors = {wanted[e["index"]][0]: e["errors"] for e in result.errors}
             result.errors = []
@@ -128,7 +128,9 @@ def import_csv(
         for line, row in csv_file.rows():
             report.rows += 1
             if len(row) > width:
-                item = {"__errors": {"__all__": [f"the row has {len(row)} cells, the header {width}"]}}
+                item = {
+                    "__errors": {"__all__": [f"the row has {len(row)} cells, the header {width}"]}
+                }
             elif not _decodable(row):
                 item = {"__errors": {"__all__": [f"the row is not valid {csv_file.encoding}"]}}
             else:
