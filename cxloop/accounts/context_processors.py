@@ -10,7 +10,7 @@ from .models import Membership
 def workspace(request: HttpRequest) -> dict[str, Any]:
     membership = getattr(request, "membership", None)
     others: list[Membership] = []
-    if membership is not None:
+    if membership is not None and request.user.is_authenticated:
         others = list(
             Membership.objects.select_related("workspace")
             .filter(user=request.user)

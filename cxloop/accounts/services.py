@@ -20,6 +20,11 @@ LAST_USED_PRECISION = dt.timedelta(minutes=1)
 Actor = AbstractBaseUser | AnonymousUser | None
 
 
+def _user(actor: Actor) -> Any:
+    """The actor when it is a logged-in user; None for the CLI and anonymous requests."""
+    return actor if actor is not None and actor.is_authenticated else None
+
+
 def audit(
     workspace: Workspace | None,
     action: str,
@@ -30,10 +35,9 @@ def audit(
     obj: Any = None,
     changes: dict[str, Any] | None = None,
 ) -> AuditLog:
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     return AuditLog.objects.create(
         workspace=workspace,
-        actor=user,
+        actor=_user(actor),
         api_key=api_key,
         via=via,
         action=action,
@@ -81,14 +85,13 @@ def create_api_key(
     if not name.strip():
         raise ValidationError("an API key needs a name")
     raw = ApiKey.generate()
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     key = ApiKey.objects.create(
         workspace=workspace,
         name=name.strip(),
         prefix=raw[:12],
         key_hash=hash_key(raw),
         scopes=parse_scopes(scopes),
-        created_by=user,
+        created_by=_user(actor),
     )
     audit(
         workspace,

@@ -32,7 +32,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     new_key = None
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        key, new_key = services.create_api_key(
+        _key, new_key = services.create_api_key(
             workspace, form.cleaned_data["name"], form.cleaned_data["scopes"],
             via="web", actor=request.user,
         )  # fmt: skip

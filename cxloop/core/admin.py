@@ -18,6 +18,8 @@ CONFIGURING_ROLES = [r for r in Role.values if Permission.CONFIGURE in ROLE_PERM
 def configurable_workspaces(request: HttpRequest) -> QuerySet[Workspace]:
     if request.user.is_superuser:
         return Workspace.objects.all()
+    if not request.user.is_authenticated:
+        return Workspace.objects.none()
     ids = Membership.objects.filter(user=request.user, role__in=CONFIGURING_ROLES).values(
         "workspace_id"
     )
@@ -65,7 +67,7 @@ class WorkspaceScopedAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if field is None:
+        if field is None or field.queryset is None:
             return field
         model = db_field.remote_field.model
         allowed = configurable_workspaces(request)

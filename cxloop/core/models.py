@@ -27,7 +27,7 @@ class WorkspaceScoped(models.Model):
         """The row of this workspace matching ``lookup``; 404 if it is missing or elsewhere."""
         try:
             return cls._default_manager.get(workspace=workspace, **lookup)
-        except cls.DoesNotExist:  # type: ignore[attr-defined]
+        except cls.DoesNotExist:
             raise Http404(f"No {cls._meta.verbose_name} matches the given query.") from None
 
 

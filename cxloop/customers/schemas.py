@@ -62,7 +62,7 @@ class CustomerIn(BaseModel):
             # Without context (ninja parsing the body) the workspace's region is unknown; the
             # service validates again with it.
             return value
-        region = info.context["phone_region"]
+        region = (info.context or {})["phone_region"]
         return v.normalise_phone(value, region)
 
     @field_validator("language")

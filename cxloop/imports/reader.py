@@ -124,17 +124,17 @@ def map_columns(kind: str, header: list[str], mapping: dict[str, str] | None = N
     known = FIELDS[kind]
     aliases = ALIASES[kind]
     explicit = {_norm(k): v.strip() for k, v in (mapping or {}).items()}
-    for target in explicit.values():
-        base = target.split(".", 1)[0]
-        if target not in known and base not in ("attributes", "consent") and target != "-":
-            raise CsvError(f"mapping names an unknown field {target!r}; fields: {', '.join(known)}")
+    for wanted in explicit.values():
+        base = wanted.split(".", 1)[0]
+        if wanted not in known and base not in ("attributes", "consent") and wanted != "-":
+            raise CsvError(f"mapping names an unknown field {wanted!r}; fields: {', '.join(known)}")
     unknown_sources = set(explicit) - {_norm(h) for h in header}
     if unknown_sources:
         raise CsvError(f"mapping names columns the file does not have: {sorted(unknown_sources)}")
     cols = Columns()
     for index, name in enumerate(header):
         key = _norm(name)
-        target = explicit.get(key) or (key if key in known else aliases.get(key))
+        target: str | None = explicit.get(key) or (key if key in known else aliases.get(key))
         if target is None and key.startswith(("attr_", "attributes.")):
             target = "attributes." + key.split("_", 1)[1] if key.startswith("attr_") else key
         if target is None and kind == "customers" and key.startswith(("consent_", "consent.")):

@@ -36,7 +36,7 @@ items = st.one_of(
             "occurred_at": st.sampled_from(["2026-01-01T10:00:00Z", "2026-02-30", "x", ""]),
         },
         optional={name: json_values for name in ("branch", "attributes", "employee", "extra")},
-    ),  # fmt: skip
+    ),
 )
 
 

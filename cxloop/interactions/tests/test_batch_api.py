@@ -43,8 +43,8 @@ def test_it_accepts_a_batch_and_stores_every_field(
     assert response.status_code == 200
     assert response.json() == {"accepted": 2, "duplicates": 0, "rejected": 0, "errors": []}
     stored = Interaction.objects.get(workspace=workspace, external_id="I1")
-    assert stored.branch.code == "B01"
-    assert stored.employee.code == "E1"
+    assert stored.branch is not None and stored.branch.code == "B01"
+    assert stored.employee is not None and stored.employee.code == "E1"
     assert stored.customer.external_id == "C1"
     assert stored.attributes == {"till": 3}
     assert stored.occurred_at.isoformat() == "2026-10-01T06:30:00+00:00"
