@@ -235,6 +235,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
+# Every periodic entry expires before the next run, so a backlog never runs it twice.
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stuck-imports": {
+        "task": "imports.requeue_stuck",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+}
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)

@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import F
 
 from cxloop.accounts.models import Workspace
 from cxloop.accounts.services import audit
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 # A queued job that no worker started in this time has lost its message.
 STUCK_AFTER = dt.timedelta(minutes=5)
+MAX_ATTEMPTS = 3
 
 
 def create_job(
@@ -50,8 +52,9 @@ def create_job(
 
 def run_job(job_id: int) -> None:
     # Claimed by a conditional UPDATE: a task delivered twice runs the import once.
+    now = clock.now()
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportStatus.QUEUED).update(
-        status=ImportStatus.RUNNING, started_at=clock.now()
+        status=ImportStatus.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1
     )
     if not claimed:
         return
@@ -63,7 +66,7 @@ def run_job(job_id: int) -> None:
             processed_bytes=csv_file.bytes_read, rows=report.rows,
             accepted=report.result.accepted, duplicates=report.result.duplicates,
             rejected=report.result.rejected, encoding=report.encoding,
-            delimiter=report.delimiter,
+            delimiter=report.delimiter, heartbeat_at=clock.now(),
         )  # fmt: skip
 
     try:
@@ -95,13 +98,25 @@ def run_job(job_id: int) -> None:
 
 
 def requeue_stuck() -> int:
-    """Jobs queued but never started (the broker lost the message) are queued again."""
+    """Queue again what a lost message or a dead worker left behind.
+
+    A job queued for a while was never picked up; a running job whose heartbeat stopped lost
+    its worker. Importing is idempotent, so the job simply starts over; after MAX_ATTEMPTS it is
+    marked failed instead of looping.
+    """
     from .tasks import run_import_job
 
+    cutoff = clock.now() - STUCK_AFTER
+    dead = ImportJob.objects.filter(status=ImportStatus.RUNNING, heartbeat_at__lt=cutoff)
+    dead.filter(attempts__gte=MAX_ATTEMPTS).update(
+        status=ImportStatus.FAILED, finished_at=clock.now(),
+        message="The import stopped several times; the rows before it are saved.",
+    )  # fmt: skip
+    dead.update(status=ImportStatus.QUEUED)
     stuck = list(
-        ImportJob.objects.filter(
-            status=ImportStatus.QUEUED, created_at__lt=clock.now() - STUCK_AFTER
-        ).values_list("pk", flat=True)
+        ImportJob.objects.filter(status=ImportStatus.QUEUED, created_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
     )
     for pk in stuck:
         run_import_job.delay(pk)
