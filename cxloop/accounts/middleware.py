@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from .models import Membership
 
@@ -33,4 +35,9 @@ class WorkspaceMiddleware:
             membership = current_membership(request)
             request.membership = membership  # type: ignore[attr-defined]
             request.workspace = membership.workspace if membership else None  # type: ignore[attr-defined]
+            if membership is not None:
+                # Pages show and cut days in the workspace's time zone.
+                timezone.activate(zoneinfo.ZoneInfo(membership.workspace.time_zone))
+            else:
+                timezone.deactivate()
         return self.get_response(request)
