@@ -11,7 +11,7 @@ from django.utils import timezone, translation
 from cxloop.core import clock
 from cxloop.core.permissions import workspace_required
 
-from . import charts, queries
+from . import queries
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,9 @@ def language_label(code: str) -> str:
 
 @workspace_required()
 def home(request: HttpRequest) -> HttpResponse:
+    # altair takes most of a second to import: only pages that draw charts pay for it.
+    from . import charts
+
     workspace = request.workspace  # type: ignore[attr-defined]
     glance = queries.glance(workspace)
     # Weeks are cut in the workspace's time zone (activated by WorkspaceMiddleware), as
