@@ -9,6 +9,7 @@ urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("workspace/switch", accounts_views.switch_workspace, name="switch_workspace"),
     path("settings/api-keys", accounts_views.api_keys, name="api_keys"),
     path("settings/api-keys/<int:pk>/revoke", accounts_views.revoke_key, name="revoke_api_key"),

@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from cxloop.accounts.models import ROLE_PERMISSIONS, Membership, Permission, Role, Workspace
 from cxloop.accounts.services import audit
@@ -27,9 +28,9 @@ def configurable_workspaces(request: HttpRequest) -> QuerySet[Workspace]:
 
 
 class CxAdminSite(admin.AdminSite):
-    site_header = "cxloop configuration"
+    site_header = _("cxloop configuration")
     site_title = "cxloop"
-    index_title = "Configuration"
+    index_title = _("Configuration")
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from cxloop.core.models import Timestamped, WorkspaceScoped
 
@@ -28,7 +29,7 @@ class Customer(WorkspaceScoped, Timestamped):
     external_id = models.CharField(max_length=128)
     name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(max_length=254, blank=True)
-    phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +37322123456")
+    phone = models.CharField(max_length=20, blank=True, help_text=_("E.164, e.g. +37322123456"))
     language = models.CharField(max_length=8, blank=True)
     time_zone = models.CharField(max_length=64, blank=True)
     segment = models.CharField(max_length=64, blank=True)

@@ -1,7 +1,8 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ImportsConfig(AppConfig):
     name = "cxloop.imports"
     label = "imports"
-    verbose_name = "CSV imports"
+    verbose_name = _("CSV imports")

@@ -20,7 +20,8 @@ class UploadForm(forms.Form):
     mapping = forms.CharField(
         label=_("Column mapping (optional)"),
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Client code=external_id"}),
+        # Translators: an example line of the column mapping; keep "=external_id" as it is.
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": _("Client code=external_id")}),
         help_text=_("One per line: a column of the file = a cxloop field, attributes.NAME, "
                     "consent.CHANNEL, or - to skip it."),
     )  # fmt: skip

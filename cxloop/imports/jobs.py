@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
+from django.utils.translation import gettext_noop
 
 from cxloop.accounts.models import Workspace
 from cxloop.accounts.services import audit
@@ -81,8 +82,9 @@ def run_job(job_id: int) -> None:
         log.exception("import_failed job=%s", job.pk)
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportStatus.FAILED, finished_at=clock.now(),
-            message="The import stopped on an internal error; the rows before it are saved. "
-            "Importing the same file again is safe.",
+            # Kept in English; the report page translates it when it shows it.
+            message=gettext_noop("The import stopped on an internal error; the rows before it "
+                                 "are saved. Importing the same file again is safe."),
         )  # fmt: skip
         raise
     r = report.result
@@ -110,7 +112,7 @@ def requeue_stuck() -> int:
     dead = ImportJob.objects.filter(status=ImportStatus.RUNNING, heartbeat_at__lt=cutoff)
     dead.filter(attempts__gte=MAX_ATTEMPTS).update(
         status=ImportStatus.FAILED, finished_at=clock.now(),
-        message="The import stopped several times; the rows before it are saved.",
+        message=gettext_noop("The import stopped several times; the rows before it are saved."),
     )  # fmt: skip
     dead.update(status=ImportStatus.QUEUED)
     stuck = list(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from cxloop.core.models import WorkspaceScoped
 
@@ -16,7 +17,7 @@ OPERATIONAL_EVENT_TYPES = frozenset(
 
 
 class Interaction(WorkspaceScoped):
-    source = models.CharField(max_length=64, help_text="The system that sent it, e.g. crm.")
+    source = models.CharField(max_length=64, help_text=_("The system that sent it, e.g. crm."))
     external_id = models.CharField(max_length=128)
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.CASCADE, related_name="interactions"

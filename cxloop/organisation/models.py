@@ -45,7 +45,7 @@ class Branch(Coded):
     )
 
     class Meta(Coded.Meta):
-        verbose_name_plural = "branches"
+        verbose_name_plural = _("branches")
         constraints = [unique_code("branch")]
 
 

@@ -6,8 +6,9 @@ Builds a throw-away SQLite database in a temporary CXLOOP_VAR_DIR, fills a works
 demo-like data through cxloop's own services (a year of interactions, an organisation, a few
 thousand customers), serves it with ``cxloop runserver`` on a free loopback port, and drives
 Debian's Chromium (``/usr/bin/chromium``, never a downloaded browser) through Playwright to
-save full-page PNGs: login.png, home.png, import.png, api_keys.png. ``--keep`` leaves the
-temporary folder behind and prints its path.
+save full-page PNGs: login.png, home.png, import.png, api_keys.png, and the home page in
+Russian and Romanian (home-ru.png, home-ro.png, the language picked by the browser's
+Accept-Language). ``--keep`` leaves the temporary folder behind and prints its path.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ CHROMIUM_ARGS = [
 USERNAME = "maria"
 PASSWORD = "demo-password-2718"  # noqa: S105 - a throw-away local database
 VIEWPORT = {"width": 1280, "height": 800}
+LANGUAGES = ["ru", "ro"]  # besides English
 
 
 def free_port() -> int:
@@ -289,6 +291,17 @@ def shoot(base: str, out: Path) -> None:
         page.click("form button[type=submit]:has-text('Create key')")
         page.wait_for_selector("#new-key")
         page.screenshot(path=out / "api_keys.png", full_page=True)
+
+        for language in LANGUAGES:
+            context = browser.new_context(viewport=VIEWPORT, locale=language)  # type: ignore[arg-type]
+            page = context.new_page()
+            page.goto(f"{base}/accounts/login/")
+            page.fill("#id_username", USERNAME)
+            page.fill("#id_password", PASSWORD)
+            page.click("main button[type=submit]")
+            page.wait_for_url(f"{base}/")
+            page.screenshot(path=out / f"home-{language}.png", full_page=True)
+            context.close()
         browser.close()
 
 
@@ -333,7 +346,7 @@ def main() -> None:
             print(f"kept {var_dir}")
         else:
             shutil.rmtree(var_dir, ignore_errors=True)
-    for name in ("login", "home", "import", "api_keys"):
+    for name in ("login", "home", "import", "api_keys", *(f"home-{lang}" for lang in LANGUAGES)):
         print(args.out / f"{name}.png")
 
 
