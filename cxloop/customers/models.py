@@ -17,6 +17,8 @@ class Account(WorkspaceScoped, Timestamped):
     name = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("company account")
+        verbose_name_plural = _("company accounts")
         constraints = [
             models.UniqueConstraint(fields=["workspace", "external_id"], name="account_unique")
         ]
@@ -43,6 +45,8 @@ class Customer(WorkspaceScoped, Timestamped):
     attributes: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
         constraints = [
             models.UniqueConstraint(fields=["workspace", "external_id"], name="customer_unique")
         ]

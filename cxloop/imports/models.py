@@ -56,6 +56,8 @@ class ImportJob(WorkspaceScoped):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("import")
+        verbose_name_plural = _("imports")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

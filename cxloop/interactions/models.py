@@ -47,6 +47,8 @@ class Interaction(WorkspaceScoped):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("interaction")
+        verbose_name_plural = _("interactions")
         constraints = [
             models.UniqueConstraint(
                 fields=["workspace", "source", "external_id"], name="interaction_unique"

@@ -29,6 +29,8 @@ def unique_code(model: str) -> models.UniqueConstraint:
 
 class Region(Coded):
     class Meta(Coded.Meta):
+        verbose_name = _("region")
+        verbose_name_plural = _("regions")
         constraints = [unique_code("region")]
 
 
@@ -45,6 +47,7 @@ class Branch(Coded):
     )
 
     class Meta(Coded.Meta):
+        verbose_name = _("branch")
         verbose_name_plural = _("branches")
         constraints = [unique_code("branch")]
 
@@ -53,6 +56,8 @@ class Team(Coded):
     branch = models.ForeignKey(Branch, on_delete=models.PROTECT, related_name="teams")
 
     class Meta(Coded.Meta):
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
         constraints = [unique_code("team")]
 
 
@@ -75,6 +80,8 @@ class Employee(Coded):
     is_active = models.BooleanField(default=True)
 
     class Meta(Coded.Meta):
+        verbose_name = _("employee")
+        verbose_name_plural = _("employees")
         constraints = [unique_code("employee")]
 
 
@@ -82,6 +89,8 @@ class Product(Coded):
     category = models.CharField(max_length=100, blank=True)
 
     class Meta(Coded.Meta):
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
         constraints = [unique_code("product")]
 
 
@@ -89,11 +98,15 @@ class Channel(Coded):
     """Where an interaction happens: store, call centre, web, app, courier…"""
 
     class Meta(Coded.Meta):
+        verbose_name = _("channel")
+        verbose_name_plural = _("channels")
         constraints = [unique_code("channel")]
 
 
 class Journey(Coded):
     class Meta(Coded.Meta):
+        verbose_name = _("journey")
+        verbose_name_plural = _("journeys")
         constraints = [unique_code("journey")]
 
 
@@ -102,6 +115,8 @@ class Stage(Coded):
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta(Coded.Meta):
+        verbose_name = _("stage")
+        verbose_name_plural = _("stages")
         ordering = ["journey", "position"]
         constraints = [unique_code("stage")]
 
@@ -113,4 +128,6 @@ class Touchpoint(Coded):
     )
 
     class Meta(Coded.Meta):
+        verbose_name = _("touchpoint")
+        verbose_name_plural = _("touchpoints")
         constraints = [unique_code("touchpoint")]
