@@ -16,7 +16,7 @@ class CustomerIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    external_id: str = Field(min_length=1, max_length=128, description="Your id of the customer.")
+    external_id: v.Code = Field(max_length=128, description="Your id of the customer.")
     name: str | None = Field(default=None, max_length=200)
     email: str | None = Field(default=None, max_length=254)
     phone: str | None = Field(
@@ -29,7 +29,7 @@ class CustomerIn(BaseModel):
     time_zone: str | None = Field(default=None, max_length=64, examples=["Europe/Chisinau"])
     segment: str | None = Field(default=None, max_length=64)
     is_b2b: bool | None = None
-    account: str | None = Field(
+    account: v.OptionalCode = Field(
         default=None, max_length=128, description="External id of the customer's company (B2B)."
     )
     account_name: str | None = Field(default=None, max_length=200)
@@ -39,16 +39,6 @@ class CustomerIn(BaseModel):
         "follows the workspace default.",
     )
     attributes: dict[str, Any] | None = None
-
-    @field_validator("external_id")
-    @classmethod
-    def _external_id(cls, value: str) -> str:
-        return v.check_code(value, "external_id")
-
-    @field_validator("account")
-    @classmethod
-    def _account(cls, value: str | None) -> str | None:
-        return v.check_code(value, "account") if value else None
 
     @field_validator("email")
     @classmethod

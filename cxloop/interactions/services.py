@@ -1,7 +1,7 @@
 """Ingesting interactions: validate, resolve codes, insert once.
 
 Idempotency is the database's job: the unique (workspace, source, external_id) constraint and
-``INSERT … ON CONFLICT DO NOTHING RETURNING`` tell exactly which items were new, even when two
+``INSERT … ON CONFLICT DO NOTHING`` (its row count) tell exactly how many items were new, even when two
 requests carry the same interaction at the same moment.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
@@ -43,11 +44,24 @@ COLUMNS = (
 )  # fmt: skip
 
 
+# (index in the request, the validated item, ids of its references)
+Rows = list[tuple[int, InteractionIn, dict[str, int | None]]]
+
+
 def _lookup(
     model: type[Model], workspace: Workspace, field: str, codes: set[str]
 ) -> dict[str, int]:
     found: dict[str, int] = {}
     values = list(codes)
+    if connection.vendor == "postgresql":
+        # One array parameter instead of thousands of placeholders for the driver to parse.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {field}, id FROM {model._meta.db_table} "
+                f"WHERE workspace_id = %s AND {field} = ANY(%s)",
+                [workspace.pk, values],
+            )
+            return dict(cursor.fetchall())
     for start in range(0, len(values), 5000):
         rows = model._default_manager.filter(
             workspace=workspace, **{f"{field}__in": values[start : start + 5000]}
@@ -58,13 +72,13 @@ def _lookup(
 
 def _resolve(
     workspace: Workspace, items: list[tuple[int, InteractionIn]], result: BatchResult
-) -> list[tuple[int, InteractionIn, dict[str, int | None]]]:
+) -> Rows:
     """Replace codes by ids; an unknown code rejects its item with the code named."""
     maps: dict[str, dict[str, int]] = {
         "customer": _lookup(Customer, workspace, "external_id", {i.customer for _, i in items})
     }
     for name, model in CODED.items():
-        codes = {getattr(i, name) for _, i in items if getattr(i, name)}
+        codes = {code for _, i in items if (code := getattr(i, name))}
         maps[name] = _lookup(model, workspace, "code", codes) if codes else {}
     resolved = []
     for index, item in items:
@@ -72,7 +86,7 @@ def _resolve(
         errors: dict[str, list[str]] = {}
         for name, mapping in maps.items():
             code = getattr(item, name)
-            if code is None:
+            if not code:
                 ids[name] = None
             elif code in mapping:
                 ids[name] = mapping[code]
@@ -94,8 +108,59 @@ def validate_interaction(workspace: Workspace, raw: Any, now: dt.datetime) -> In
     return item
 
 
+@dataclass
+class PreparedBatch:
+    """A batch checked and resolved, waiting to be written."""
+
+    result: BatchResult  # the rejected items and the duplicates inside the batch so far
+    rows: Rows
+    now: dt.datetime
+    # PostgreSQL: the rows in COPY text format, built ahead by ``with_copy_payload`` so that a
+    # writer thread only does I/O (and never waits for the GIL between network round trips).
+    payload: bytes | None = None
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def with_copy_payload(workspace: Workspace, batch: PreparedBatch) -> PreparedBatch:
+    """Add the COPY text of the batch's rows (PostgreSQL only; elsewhere unchanged)."""
+    if connection.vendor != "postgresql" or len(batch.rows) < PG_STAGE_MIN_ROWS:
+        return batch
+    lines = [
+        "\t".join(map(_copy_field, _row_values(workspace, item, ids, batch.now)))
+        for _, item, ids in batch.rows
+    ]
+    batch.payload = ("\n".join(lines) + "\n").encode()
+    return batch
+
+
+def _row_values(
+    workspace: Workspace, item: InteractionIn, ids: dict[str, int | None], now: dt.datetime
+) -> tuple[Any, ...]:
+    """The values of one row, in COLUMNS order."""
+    return (
+        workspace.pk, item.source, item.external_id, ids["customer"], item.type,
+        item.occurred_at, ids["touchpoint"], ids["branch"], ids["employee"], ids["product"],
+        ids["channel"], json.dumps(item.attributes, ensure_ascii=False), now,
+    )  # fmt: skip
+
+
 def ingest_interactions(workspace: Workspace, raw_items: Sequence[Any]) -> BatchResult:
     """Each item ends up accepted, duplicate or rejected (with its index and reasons)."""
+    return write_interactions(workspace, prepare_interactions(workspace, raw_items))
+
+
+def prepare_interactions(workspace: Workspace, raw_items: Sequence[Any]) -> PreparedBatch:
+    """Validate and resolve codes: the CPU half of ingestion, which writes nothing."""
     result = BatchResult()
     now = clock.now()
     valid: list[tuple[int, InteractionIn]] = []
@@ -118,21 +183,69 @@ def ingest_interactions(workspace: Workspace, raw_items: Sequence[Any]) -> Batch
             continue
         seen.add(key)
         valid.append((index, item))
-    if valid:
-        rows = _resolve(workspace, valid, result)
-        inserted = _insert(workspace, rows, now)
+    rows = _resolve(workspace, valid, result) if valid else []
+    return PreparedBatch(result, rows, now)
+
+
+def write_interactions(workspace: Workspace, batch: PreparedBatch) -> BatchResult:
+    """Insert the new rows of a prepared batch; the database half of ingestion."""
+    result = batch.result
+    if batch.rows:
+        inserted = _insert(workspace, batch.rows, batch.now, batch.payload)
         result.accepted += inserted
-        result.duplicates += len(rows) - inserted
+        result.duplicates += len(batch.rows) - inserted
     result.errors.sort(key=lambda e: e["index"])
     return result
 
 
-def _insert(
-    workspace: Workspace,
-    rows: list[tuple[int, InteractionIn, dict[str, int | None]]],
-    now: dt.datetime,
-) -> int:
+# PostgreSQL: rows are COPied into a session's temporary table, then moved with one
+# INSERT … SELECT … ON CONFLICT DO NOTHING: the driver never parses a statement with thousands of
+# placeholders, and the database checks the unique key and foreign keys set-wise.
+PG_STAGE_TABLE = "cx_ingest_interaction"
+PG_STAGE = f"""
+CREATE TEMP TABLE IF NOT EXISTS {PG_STAGE_TABLE} (
+    workspace_id bigint, source varchar(64), external_id varchar(128), customer_id bigint,
+    type varchar(64), occurred_at timestamptz, touchpoint_id bigint, branch_id bigint,
+    employee_id bigint, product_id bigint, channel_id bigint, attributes jsonb,
+    created_at timestamptz
+) ON COMMIT DELETE ROWS
+"""
+# Below this many rows the plain VALUES statement is cheaper than staging.
+PG_STAGE_MIN_ROWS = 50
+
+
+def _insert(workspace: Workspace, rows: Rows, now: dt.datetime, payload: bytes | None) -> int:
     """Insert what is new; return how many rows were new."""
+    if connection.vendor == "postgresql" and len(rows) >= PG_STAGE_MIN_ROWS:
+        return _insert_postgres_copy(workspace, rows, now, payload)
+    return _insert_values(workspace, rows, now)
+
+
+def _insert_postgres_copy(
+    workspace: Workspace, rows: Rows, now: dt.datetime, payload: bytes | None
+) -> int:
+    columns = ",".join(COLUMNS)
+    table = Interaction._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(PG_STAGE)
+        cursor.execute(f"TRUNCATE {PG_STAGE_TABLE}")
+        raw = cursor.cursor  # psycopg's own cursor, for COPY
+        with raw.copy(f"COPY {PG_STAGE_TABLE} ({columns}) FROM STDIN") as copy:
+            if payload is not None:
+                copy.write(payload)
+            else:
+                for _, item, ids in rows:
+                    copy.write_row(_row_values(workspace, item, ids, now))
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {PG_STAGE_TABLE} "
+            "ON CONFLICT (workspace_id, source, external_id) DO NOTHING"
+        )
+        inserted: int = cursor.rowcount
+        cursor.execute(f"TRUNCATE {PG_STAGE_TABLE}")
+    return inserted
+
+
+def _insert_values(workspace: Workspace, rows: Rows, now: dt.datetime) -> int:
     ops = connection.ops
     created = ops.adapt_datetimefield_value(now)
     json_placeholder = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
@@ -144,17 +257,16 @@ def _insert(
             chunk = rows[start : start + INSERT_CHUNK]
             params: list[Any] = []
             for _, item, ids in chunk:
-                params += [
-                    workspace.pk, item.source, item.external_id, ids["customer"], item.type,
-                    ops.adapt_datetimefield_value(item.occurred_at), ids["touchpoint"],
-                    ids["branch"], ids["employee"], ids["product"], ids["channel"],
-                    json.dumps(item.attributes, ensure_ascii=False), created,
-                ]  # fmt: skip
+                values = list(_row_values(workspace, item, ids, now))
+                values[5] = ops.adapt_datetimefield_value(item.occurred_at)
+                values[12] = created
+                params += values
             cursor.execute(
                 f"INSERT INTO {table} ({','.join(COLUMNS)}) VALUES "
                 + ",".join([row_sql] * len(chunk))
-                + " ON CONFLICT (workspace_id, source, external_id) DO NOTHING RETURNING id",
+                + " ON CONFLICT (workspace_id, source, external_id) DO NOTHING",
                 params,
             )
-            inserted += len(cursor.fetchall())
+            # rowcount counts the rows inserted, not those skipped by ON CONFLICT
+            inserted += cursor.rowcount
     return inserted

@@ -200,3 +200,63 @@ def test_the_cli_names_a_missing_workspace_or_file(workspace: Workspace, tmp_pat
         call_command("import", "customers", str(tmp_path / "x.csv"), "--workspace", "acme")
     with pytest.raises(CommandError, match="--map takes"):
         call_command("import", "customers", str(path), "--workspace", "acme", "--map", "oops")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_file_outside_a_transaction_is_written_batch_by_batch(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """On PostgreSQL this takes the path that writes on a second connection while reading."""
+    from django.db import connection
+
+    from cxloop.accounts.services import create_workspace
+    from cxloop.imports import services
+
+    workspace = create_workspace("bulk", "Bulk", via="cli")
+    upsert_customers(workspace, [{"external_id": f"C{i}"} for i in range(50)])
+    rows = [["source", "external_id", "customer", "type", "occurred_at"]]
+    for n in range(12_000):
+        customer = "C404" if n % 2500 == 7 else f"C{n % 50}"
+        rows.append(["crm", str(n), customer, "call", "2026-10-01T10:00:00Z"])
+    rows.append(rows[1])  # the first row again, in the last batch: a duplicate
+    path = write(tmp_path / "big.csv", rows)
+    modes: list[bool] = []
+    original = services._Writer.__init__
+
+    def spy(self: Any, on_done: Any, *, parallel: bool) -> None:
+        modes.append(parallel)
+        original(self, on_done, parallel=parallel)
+
+    monkeypatch.setattr(services._Writer, "__init__", spy)
+    seen: list[int] = []
+
+    report = import_csv(workspace, "interactions", path,
+                        progress=lambda f, r: seen.append(r.result.accepted))  # fmt: skip
+
+    assert modes == [connection.vendor == "postgresql"]
+    bad_lines = [n + 2 for n in range(12_000) if n % 2500 == 7]
+    assert [e["line"] for e in report.sample_errors] == bad_lines
+    assert report.result.rejected == len(bad_lines)
+    assert report.result.accepted == 12_000 - len(bad_lines)
+    assert report.result.duplicates == 1
+    assert Interaction.objects.filter(workspace=workspace).count() == report.result.accepted
+    assert seen == sorted(seen) and seen[-1] == report.result.accepted
+
+
+def test_awkward_characters_survive_every_write_path(workspace: Workspace, tmp_path: Path) -> None:
+    """Tabs, newlines, backslashes and quotes in values reach the database unchanged (on
+    PostgreSQL through the COPY text format, which escapes them)."""
+    upsert_customers(workspace, [{"external_id": "C1"}])
+    awkward = ["tab\there", "new\nline", "back\\slash \\N", 'quote "q" ;,', "Ștefan Ёжик", "\\t"]
+    rows = [["source", "external_id", "customer", "type", "occurred_at", "attr_note"]]
+    for n in range(120):
+        rows.append(["crm", f"X{n}", "C1", "call", "2026-10-01T10:00:00+03:00", awkward[n % 6]])
+    path = write(tmp_path / "awkward.csv", rows)
+
+    report = import_csv(workspace, "interactions", path)
+
+    assert report.result.accepted == 120
+    stored = dict(Interaction.objects.values_list("external_id", "attributes"))
+    assert all(stored[f"X{n}"] == {"note": awkward[n % 6]} for n in range(120))
+    first = Interaction.objects.get(external_id="X0")
+    assert first.occurred_at.isoformat() == "2026-10-01T07:00:00+00:00"

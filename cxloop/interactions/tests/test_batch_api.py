@@ -156,3 +156,25 @@ def test_an_oversize_body_gets_413(api: Any, org: None, settings: Any) -> None:
     response = api.post("/interactions/batch", {"items": [item(n) for n in range(50)]})
     assert response.status_code == 413
     assert Interaction.objects.count() == 0
+
+
+def test_blank_references_mean_none_and_words_are_normalised(api: Any, org: None) -> None:
+    sent = item(1, source=" CRM ", type="Store_Visit", branch="", employee=None, product="")
+    body = api.post("/interactions/batch", {"items": [sent]}).json()
+    assert body["accepted"] == 1, body
+    stored = Interaction.objects.get()
+    assert (stored.source, stored.type, stored.branch_id, stored.product_id) == (
+        "crm",
+        "store_visit",
+        None,
+        None,
+    )
+
+
+def test_a_bad_code_is_explained_once_under_its_own_field(api: Any, org: None) -> None:
+    body = api.post("/interactions/batch", {"items": [item(1, branch="B 01", channel=7)]}).json()
+    errors = body["errors"][0]["errors"]
+    assert errors["branch"] == [
+        "must be 1-128 letters, digits or _ . : / @ -, starting with a letter or digit"
+    ]
+    assert errors["channel"] == ["Input should be a valid string"]
