@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,12 +57,16 @@ class Seed:
 
 def make_rows(n: int, seed: Seed, prefix: str = "bench") -> list[Row]:
     """``n`` distinct interactions spread over the last year, every reference filled in."""
+    return list(iter_rows(n, seed, prefix))
+
+
+def iter_rows(n: int, seed: Seed, prefix: str = "bench") -> Iterator[Row]:
+    """The rows of ``make_rows`` one at a time, for files too big to hold in memory."""
     customers = sorted(seed.ids["customer"])
     codes = {name: sorted(seed.ids[name]) for name in CODED}
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=365)
-    rows = []
     for i in range(n):
-        rows.append(
+        yield (
             Row(
                 external_id=f"{prefix}-{i:09d}",
                 customer=customers[(i * 7919) % len(customers)],
@@ -75,7 +80,6 @@ def make_rows(n: int, seed: Seed, prefix: str = "bench") -> list[Row]:
                 basket=f"{(i % 50000) / 100:.2f}",
             )
         )
-    return rows
 
 
 def iso(value: dt.datetime) -> str:
@@ -103,7 +107,7 @@ def batch_bodies(rows: list[Row], size: int) -> list[tuple[int, bytes]]:
     return bodies
 
 
-def write_csv(rows: list[Row], path: Path) -> None:
+def write_csv(rows: Iterable[Row], path: Path) -> None:
     with path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(CSV_HEADER)

@@ -8,7 +8,9 @@ being emptied in between so that each starts from the same state:
 2. the batch API, ``POST /api/v1/interactions/batch``, 10,000 items a request, over HTTP to a
    real gunicorn; then one batch again, which must come back all duplicates;
 3. ``cxloop import interactions FILE`` as a subprocess, from a CSV file of the same rows;
-4. single-item ``POST /api/v1/interactions`` at a steady rate, for its latency.
+4. single-item ``POST /api/v1/interactions`` at a steady rate, for its latency;
+5. (PostgreSQL, not with --quick) ``cxloop import`` of a 1,000,000-row file, for its peak
+   resident memory.
 
 Row counts are checked after every phase; a failed check makes the exit status 1.
 """
@@ -16,6 +18,7 @@ Row counts are checked after every phase; a failed check makes the exit status 1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -33,6 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from . import data
 from .backends import Backend, Postgres, Sqlite, now, pg_available
 from .cpu import CpuMeter, postgres_backends, process_tree
@@ -43,6 +48,7 @@ BATCH_SIZE = 10_000
 API_TARGET = 0.30  # batch API, as a share of PostgreSQL COPY
 CSV_TARGET = 0.50  # CSV import, as a share of PostgreSQL COPY
 P95_TARGET_MS = 30.0
+RSS_TARGET = 500 * 2**20  # peak resident memory of a 1,000,000-row CSV import
 
 
 @dataclass
@@ -367,6 +373,54 @@ def csv_import(results: Results, backend: Backend, seed: data.Seed, rows: list[d
     expect_count(results, backend, seed, "the CSV import", len(rows))
 
 
+def peak_rss_run(backend: Backend, *args: str) -> tuple[float, int, str]:
+    """Run ``cxloop ARGS``; its seconds, peak resident memory (bytes) and last stdout line."""
+    started = time.perf_counter()
+    with subprocess.Popen(
+        [str(BIN / "cxloop"), *args], cwd=ROOT, env=backend.env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as proc:  # fmt: skip
+        watched = psutil.Process(proc.pid)
+        peak = 0
+        deadline = time.monotonic() + 1800
+        while proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, watched.memory_info().rss)
+            time.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()
+        out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SetupError(f"cxloop {' '.join(args)} failed ({proc.returncode}):\n{err}")
+    lines = out.strip().splitlines()
+    return time.perf_counter() - started, peak, lines[-1] if lines else ""
+
+
+def memory(results: Results, backend: Backend, seed: data.Seed, n: int) -> None:
+    """Peak memory of ``cxloop import`` on a big file: streaming must keep it bounded."""
+    backend.empty()
+    path = backend.tmp / "big.csv"
+    data.write_csv(data.iter_rows(n, seed, prefix="big"), path)
+    log(f"{backend.name}: cxloop import interactions, {n:,} rows for peak memory "
+        f"({path.stat().st_size / 1e6:.0f} MB CSV)")  # fmt: skip
+    seconds, peak, summary = peak_rss_run(
+        backend, "import", "interactions", str(path), "--workspace", seed.slug, "--no-progress"
+    )
+    path.unlink()
+    results.check(
+        f"{backend.name}: big CSV import accepted every row",
+        summary.startswith(f"{n} rows: {n} accepted"),
+        f"the command said {summary!r}",
+    )
+    expect_count(results, backend, seed, "the big CSV import", n)
+    status = "OK" if peak < RSS_TARGET else "MISSED"
+    results.notes.append(
+        f"{backend.name}: cxloop import of {n:,} rows: peak RSS {peak / 2**20:,.0f} MiB "
+        f"(target < {RSS_TARGET / 2**20:,.0f} MiB {status}), {seconds:.0f} s, "
+        f"{n / seconds:,.0f} rows/s"
+    )
+
+
 def latency(
     results: Results,
     backend: Backend,
@@ -407,6 +461,9 @@ def bench_backend(results: Results, backend: Backend, args: argparse.Namespace, 
             batch_api(results, backend, seed, rows, server, args.clients)
             csv_import(results, backend, seed, rows)
             latency(results, backend, seed, server, args.rate, args.latency_seconds, len(rows))
+        if args.memory_rows and backend.name == "postgres":
+            # PostgreSQL takes the importer's two-batches-in-flight path: its worst case.
+            memory(results, backend, seed, args.memory_rows)
     finally:
         backend.destroy()
 
@@ -519,9 +576,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--clients", type=int, default=1, help="Concurrent batch API clients (default 1)."
     )
+    parser.add_argument(
+        "--memory-rows",
+        type=int,
+        help="Rows of the CSV imported for peak memory (default 1,000,000; 0 with --quick).",
+    )
     args = parser.parse_args(argv)
     args.rows = args.rows or (20_000 if args.quick else 200_000)
     args.customers = args.customers or (5_000 if args.quick else 20_000)
+    if args.memory_rows is None:
+        args.memory_rows = 0 if args.quick else 1_000_000
     if args.latency_seconds is None:
         args.latency_seconds = 5.0 if args.quick else 20.0
     if args.rows < 1 or args.customers < 1 or args.rate <= 0 or args.clients < 1:
