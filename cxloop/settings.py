@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # serves Swagger UI from its own static files, never from a CDN
     "cxloop.core",
     "cxloop.accounts",
     "cxloop.organisation",

@@ -179,3 +179,9 @@ def test_openapi_and_docs_are_served(client: Any) -> None:
     assert "/api/v1/interactions/batch" in spec["paths"]
     assert "/api/v1/customers/batch" in spec["paths"]
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_the_api_docs_load_no_script_from_another_host(client: Any) -> None:
+    page = client.get("/api/v1/docs").content.decode()
+    assert "/static/ninja/swagger-ui-bundle.js" in page
+    assert "cdn." not in page and "https://" not in page.split("<body")[0]
