@@ -15,6 +15,7 @@ from cxloop.core.api import (
     ListParams,
     Page,
     batch_answer,
+    batch_docs,
     check_batch_size,
     iso,
     list_page,
@@ -70,7 +71,12 @@ def post_customer(request: HttpRequest, payload: CustomerIn) -> Status[dict[str,
     return Status(201 if outcome == "created" else 200, answer)
 
 
-@router.post("/batch", response=CustomerBatchOut, summary="Upsert up to 10,000 customers")
+@router.post(
+    "/batch",
+    response=CustomerBatchOut,
+    summary="Upsert up to 10,000 customers",
+    openapi_extra=batch_docs("CustomerIn"),
+)
 def post_customers_batch(request: HttpRequest, payload: BatchIn) -> dict[str, Any]:
     require_scope(request, "ingest")
     check_batch_size(payload.items)

@@ -14,6 +14,7 @@ from cxloop.core.api import (
     ListParams,
     Page,
     batch_answer,
+    batch_docs,
     check_batch_size,
     iso,
     list_page,
@@ -77,6 +78,7 @@ def post_interaction(request: HttpRequest, payload: InteractionIn) -> Status[dic
     "/batch",
     response=BatchOut,
     summary="Record up to 10,000 interactions",
+    openapi_extra=batch_docs("InteractionIn"),
     description="Each item is accepted, a duplicate (its source and external_id exist: nothing "
     "changes) or rejected; `errors` gives the index of each rejected item and its reasons.",
 )

@@ -178,6 +178,10 @@ def test_openapi_and_docs_are_served(client: Any) -> None:
     spec = client.get("/api/v1/openapi.json").json()
     assert "/api/v1/interactions/batch" in spec["paths"]
     assert "/api/v1/customers/batch" in spec["paths"]
+    body = spec["paths"]["/api/v1/interactions/batch"]["post"]["requestBody"]
+    items = body["content"]["application/json"]["schema"]["properties"]["items"]
+    assert items["items"] == {"$ref": "#/components/schemas/InteractionIn"}
+    assert "InteractionIn" in spec["components"]["schemas"]
     assert client.get("/api/v1/docs").status_code == 200
 
 
