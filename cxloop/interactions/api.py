@@ -69,7 +69,7 @@ def post_interaction(request: HttpRequest, payload: InteractionIn) -> Status[dic
     result = ingest_interactions(workspace, [payload.model_dump(exclude_unset=True)])
     if result.rejected:
         raise Invalid("the interaction is not valid", result.errors[0]["errors"])
-    answer = _one(workspace, payload.source.lower(), payload.external_id)
+    answer = _one(workspace, payload.source, payload.external_id)
     assert answer is not None
     return Status(201 if result.accepted else 200, answer)
 
