@@ -196,6 +196,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_ROOT = VAR_DIR / "media"
 IMPORT_DIR = VAR_DIR / "imports"
+# Rejected rows of an import (personal data) are kept this long for download, then deleted.
+IMPORT_RETENTION_DAYS = env_int("IMPORT_RETENTION_DAYS", 30, minimum=1)
 
 # The batch API takes up to 10,000 items; allow their JSON, refuse anything larger with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
@@ -242,6 +244,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "imports.requeue_stuck",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    "purge-old-import-files": {
+        "task": "imports.purge_old_files",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
     },
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -61,6 +62,12 @@ def run_job(job_id: int) -> None:
         return
     job = ImportJob.objects.select_related("workspace").get(pk=job_id)
     path = Path(job.path)
+    if not path.is_file():
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportStatus.FAILED, finished_at=clock.now(),
+            message=gettext_noop("The uploaded file is no longer on the server; upload it again."),
+        )  # fmt: skip
+        return
 
     def progress(csv_file: CsvFile, report: ImportReport) -> None:
         ImportJob.objects.filter(pk=job.pk).update(
@@ -77,8 +84,10 @@ def run_job(job_id: int) -> None:
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportStatus.FAILED, message=str(exc), finished_at=clock.now()
         )
+        path.unlink(missing_ok=True)
         return
     except Exception:
+        path.unlink(missing_ok=True)
         log.exception("import_failed job=%s", job.pk)
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportStatus.FAILED, finished_at=clock.now(),
@@ -96,6 +105,8 @@ def run_job(job_id: int) -> None:
         encoding=report.encoding, delimiter=report.delimiter,
         rejects_path=str(report.rejects_path or ""), message=report.summary(),
     )  # fmt: skip
+    # The upload holds personal data and every row of it is now in the database: drop it.
+    path.unlink(missing_ok=True)
     log.info("import_done job=%s rows=%s rejected=%s", job.pk, report.rows, r.rejected)
 
 
@@ -123,3 +134,18 @@ def requeue_stuck() -> int:
     for pk in stuck:
         run_import_job.delay(pk)
     return len(stuck)
+
+
+def purge_old_files() -> int:
+    """Delete the rejects files of imports finished more than IMPORT_RETENTION_DAYS ago."""
+    cutoff = clock.now() - dt.timedelta(days=settings.IMPORT_RETENTION_DAYS)
+    old = ImportJob.objects.filter(finished_at__lt=cutoff).exclude(rejects_path="")
+    purged = 0
+    for job in old.only("pk", "path", "rejects_path"):
+        Path(job.rejects_path).unlink(missing_ok=True)
+        Path(job.path).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            Path(job.path).parent.rmdir()  # the job's own folder, once empty
+        ImportJob.objects.filter(pk=job.pk).update(rejects_path="", sample_errors=[])
+        purged += 1
+    return purged

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ CSV = "external_id;name;phone\nC1;Ana;+37369111222\nC2;Ion;12\n".encode("cp1251"
 
 
 def queued(workspace: Workspace, tmp_path: Any, content: bytes = CSV) -> ImportJob:
-    path = tmp_path / "upload.csv"
+    path = tmp_path / f"upload-{ImportJob.objects.count()}.csv"
     path.write_bytes(content)
     return ImportJob.objects.create(
         workspace=workspace, kind="customers", file_name="c.csv", path=str(path),
@@ -43,6 +44,17 @@ def test_a_job_runs_once_even_when_its_task_is_delivered_twice(
     assert job.sample_errors[0]["line"] == 3
     assert job.attempts == 1
     assert Customer.objects.count() == 0
+
+
+def test_a_job_whose_upload_is_gone_fails_with_a_clear_message(
+    workspace: Workspace, tmp_path: Any
+) -> None:
+    job = queued(workspace, tmp_path)
+    Path(job.path).unlink()
+    jobs.run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED
+    assert "upload it again" in job.message
 
 
 def test_a_file_that_cannot_be_imported_fails_the_job_with_the_reason(
@@ -134,3 +146,22 @@ def test_another_workspaces_job_is_not_found(
     client.force_login(make_user(workspace))
     assert client.get(f"/imports/{job.pk}").status_code == 404
     assert client.get(f"/imports/{job.pk}/rejects.csv").status_code == 404
+
+
+def test_the_upload_is_deleted_once_imported_and_old_rejects_are_purged(
+    workspace: Workspace, tmp_path: Any
+) -> None:
+    job = queued(workspace, tmp_path)
+    jobs.run_job(job.pk)
+    job.refresh_from_db()
+    assert not Path(job.path).exists()  # every row is in the database or in the rejects file
+    assert Path(job.rejects_path).exists()
+
+    assert jobs.purge_old_files() == 0  # finished just now: kept for download
+    ImportJob.objects.filter(pk=job.pk).update(finished_at=clock.now() - dt.timedelta(days=31))
+    assert jobs.purge_old_files() == 1
+
+    rejects = Path(job.rejects_path)
+    job.refresh_from_db()
+    assert job.rejects_path == "" and job.sample_errors == []
+    assert not rejects.exists()
