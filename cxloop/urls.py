@@ -14,6 +14,8 @@ urlpatterns = [
     path("settings/api-keys", accounts_views.api_keys, name="api_keys"),
     path("settings/api-keys/<int:pk>/revoke", accounts_views.revoke_key, name="revoke_api_key"),
     path("settings/audit-log", accounts_views.audit_log, name="audit_log"),
+    path("settings/people", accounts_views.people, name="people"),
+    path("settings/people/<int:pk>", accounts_views.person, name="person"),
     path("imports/", include("cxloop.imports.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 
 from cxloop.core import clock
 
-from .models import ApiKey, AuditLog, Membership, Scope, Workspace, hash_key
+from .models import ApiKey, AuditLog, Membership, Role, Scope, Workspace, hash_key
 
 # Writing last_used_at on every request would turn every read into a write; a minute is precise
 # enough to tell a live key from a dead one.
@@ -144,3 +147,77 @@ def set_membership(
         changes={"user": user.get_username(), "role": role},
     )
     return membership
+
+
+class LastAdmin(ValidationError):
+    pass
+
+
+def _admins_left(membership: Membership) -> int:
+    return (
+        Membership.objects.filter(workspace=membership.workspace, role=Role.ADMIN)
+        .exclude(pk=membership.pk)
+        .count()
+    )
+
+
+@transaction.atomic
+def add_person(
+    workspace: Workspace, email: str, role: str, *, actor: Actor, request: HttpRequest | None
+) -> tuple[Membership, bool]:
+    """Give the person with this e-mail a role here; a new person gets an invitation e-mail
+    with a link to choose a password. Returns the membership and whether the user is new."""
+    User = get_user_model()
+    email = email.strip()
+    user = User.objects.filter(email__iexact=email).order_by("pk").first()
+    created = user is None
+    if user is None:
+        user = User.objects.create_user(username=email.lower(), email=email)
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    membership = set_membership(workspace, user, role, via="web", actor=actor)
+    if created:
+        transaction.on_commit(lambda: _invite(user, workspace, request))
+    return membership, created
+
+
+class _InvitationForm(PasswordResetForm):
+    """Django's reset e-mail (a one-time link to choose a password) sent to one invitee.
+
+    The stock form mails only users who already have a usable password; an invitee has none.
+    """
+
+    def __init__(self, invitee: Any) -> None:
+        super().__init__({"email": invitee.email})
+        self.invitee = invitee
+
+    def get_users(self, email: str) -> Any:
+        return iter([self.invitee])
+
+
+def _invite(user: Any, workspace: Workspace, request: HttpRequest | None) -> None:
+    form = _InvitationForm(user)
+    if form.is_valid():
+        form.save(
+            request=request,
+            use_https=bool(request and request.is_secure()),
+            subject_template_name="accounts/invitation_subject.txt",
+            email_template_name="accounts/invitation_email.txt",
+            extra_email_context={"workspace": workspace},  # type: ignore[dict-item]
+        )
+
+
+@transaction.atomic
+def change_role(membership: Membership, role: str, *, actor: Actor) -> Membership:
+    if membership.role == Role.ADMIN and role != Role.ADMIN and not _admins_left(membership):
+        raise LastAdmin("a workspace keeps at least one administrator")
+    return set_membership(membership.workspace, membership.user, role, via="web", actor=actor)
+
+
+@transaction.atomic
+def remove_person(membership: Membership, *, actor: Actor) -> None:
+    if membership.role == Role.ADMIN and not _admins_left(membership):
+        raise LastAdmin("a workspace keeps at least one administrator")
+    audit(membership.workspace, "membership.removed", via="web", actor=actor, obj=membership,
+          changes={"user": membership.user.get_username(), "role": membership.role})  # fmt: skip
+    membership.delete()
