@@ -16,7 +16,6 @@ from pydantic import StringConstraints, ValidationError
 
 CODE_PATTERN = r"^\s*[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}\s*$"
 SLUG_PATTERN = r"^\s*[A-Za-z][A-Za-z0-9_.-]{0,63}\s*$"
-CODE_RE = re.compile(CODE_PATTERN)
 SLUG_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 CODE_RULE = "must be 1-128 letters, digits or _ . : / @ -, starting with a letter or digit"
 SLUG_RULE = "must be a word of letters, digits, _ . - (at most 64), starting with a letter"
