@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "cxloop.customers",
     "cxloop.interactions",
     "cxloop.imports",
+    "cxloop.surveys",
 ]
 
 MIDDLEWARE = [
@@ -228,6 +229,28 @@ ANYMAIL: dict[str, str] = {
     if key.startswith("ANYMAIL_")
 }
 
+# Survey delivery. The dispatcher's heartbeat (seconds) and the most messages per second
+# each channel may send (providers and SMTP relays throttle; SMS costs money).
+DISPATCH_INTERVAL = float(env_int("DISPATCH_INTERVAL", 2, minimum=1))
+DELIVERY_RATES = {
+    "email": env_int("DELIVERY_RATE_EMAIL", 500, minimum=1),
+    "sms": env_int("DELIVERY_RATE_SMS", 20, minimum=1),
+}
+# SMS: "console" prints messages (development); "twilio" speaks Twilio's REST API (or any
+# provider with the same protocol, at SMS_API_URL).
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "console")
+if SMS_BACKEND not in {"console", "twilio"}:
+    raise ImproperlyConfigured(f"SMS_BACKEND must be console or twilio, got {SMS_BACKEND!r}")
+SMS_API_URL = os.environ.get("SMS_API_URL", "https://api.twilio.com").rstrip("/")
+SMS_ACCOUNT_SID = os.environ.get("SMS_ACCOUNT_SID", "")
+SMS_AUTH_TOKEN = env_secret("SMS_AUTH_TOKEN") or ""
+SMS_FROM = os.environ.get("SMS_FROM", "")
+SMS_TIMEOUT = env_int("SMS_TIMEOUT", 10, minimum=1)
+if SMS_BACKEND == "twilio" and not (SMS_ACCOUNT_SID and SMS_AUTH_TOKEN and SMS_FROM):
+    raise ImproperlyConfigured(
+        "SMS_BACKEND=twilio needs SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM"
+    )
+
 # Celery: with no broker, tasks run in-process (eagerly) so the embedded setup needs nothing.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -236,6 +259,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"surveys.send": {"queue": "delivery"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
 # Every periodic entry expires before the next run, so a backlog never runs it twice.
@@ -244,6 +268,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "imports.requeue_stuck",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    "survey-dispatch-tick": {
+        "task": "surveys.tick",
+        "schedule": float(DISPATCH_INTERVAL),
+        "options": {"expires": max(1.0, DISPATCH_INTERVAL - 0.5)},
+    },
+    "flag-silent-accounts": {
+        "task": "surveys.flag_silent_accounts",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
     },
     "purge-old-import-files": {
         "task": "imports.purge_old_files",

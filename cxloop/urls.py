@@ -17,6 +17,9 @@ urlpatterns = [
     path("settings/people", accounts_views.people, name="people"),
     path("settings/people/<int:pk>", accounts_views.person, name="person"),
     path("imports/", include("cxloop.imports.urls")),
+    path("surveys/", include("cxloop.surveys.urls")),
+    path("s/", include("cxloop.surveys.urls_public")),
+    path("webhooks/", include("cxloop.surveys.urls_webhooks")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

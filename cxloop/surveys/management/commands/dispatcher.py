@@ -1,0 +1,67 @@
+"""``cxloop dispatcher``: the embedded setup's delivery worker (``make run`` starts it).
+
+Without a Celery broker nothing else would send due invitations: this loop runs the same
+heartbeat as the Celery beat task, every ``DISPATCH_INTERVAL`` seconds, and sends in-process.
+With a broker, run ``make worker`` and ``make beat`` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections
+
+from cxloop.core import clock
+from cxloop.surveys import dispatch
+
+log = logging.getLogger("cxloop.surveys.dispatcher")
+
+
+def send_now(ids: list[int], reminder: bool) -> None:
+    dispatch.send(ids, reminder=reminder)
+
+
+class Command(BaseCommand):
+    help = "Send due survey invitations in-process (the embedded setup's worker)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--once", action="store_true", help="Run one heartbeat and exit.")
+        parser.add_argument(
+            "--interval", type=float, default=None, help="Seconds between heartbeats."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        interval = options["interval"] or settings.DISPATCH_INTERVAL
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        last_flag = 0.0
+        while not stop.is_set():
+            began = time.monotonic()
+            try:
+                close_old_connections()
+                stats = dispatch.tick(send_now, interval=interval, now=clock.now())
+                if began - last_flag > 3600:
+                    from cxloop.accounts.models import Workspace
+                    from cxloop.surveys.funnel import flag_silent_accounts
+
+                    for workspace in Workspace.objects.all():
+                        flag_silent_accounts(workspace)
+                    last_flag = began
+            except Exception:
+                if options["once"]:
+                    raise
+                log.exception("dispatcher heartbeat failed; trying again")
+                stats = {}
+            busy = {k: v for k, v in stats.items() if v}
+            if busy:
+                log.info("dispatcher: %s", ", ".join(f"{k}={v}" for k, v in sorted(busy.items())))
+            if options["once"]:
+                return
+            stop.wait(max(0.0, interval - (time.monotonic() - began)))

@@ -1,0 +1,1 @@
+"""Delivery events from providers: anymail's tracking signal (bounces, complaints, opens)."""

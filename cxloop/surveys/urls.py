@@ -1,0 +1,6 @@
+"""The CX manager's pages: /surveys/…"""
+
+from django.urls import path  # noqa: F401
+
+app_name = "surveys"
+urlpatterns: list = []
