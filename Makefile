@@ -22,6 +22,8 @@ install: .venv/.synced
 run: install
 	$(BIN)/cxloop migrate --noinput
 	$(BIN)/cxloop devsetup
+	@# Without a Celery broker the dispatcher sends due survey invitations in-process.
+	$(BIN)/cxloop dispatcher & DISPATCHER=$$!; trap 'kill $$DISPATCHER 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/cxloop runserver 127.0.0.1:$(PORT)
 
 test: install

@@ -388,7 +388,7 @@ class Suppression(WorkspaceScoped):
             ),
             models.UniqueConstraint(
                 fields=["workspace", "customer"],
-                condition=Q(reason="unsubscribed"),
+                condition=Q(reason="unsubscribed", address=""),
                 name="suppression_unsubscribe_unique",
             ),
         ]

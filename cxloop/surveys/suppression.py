@@ -41,6 +41,7 @@ def load_index(workspace: Workspace, customers: Iterable[Customer]) -> Suppressi
                 workspace=workspace,
                 reason=SuppressionReason.UNSUBSCRIBED,
                 customer_id__in=ids[start : start + 5000],
+                address="",
             ).values_list("customer_id", flat=True)
         )
     addresses = sorted(

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from cxloop.accounts.models import Membership, Role, Workspace
-from cxloop.accounts.services import set_membership
+from cxloop.accounts.services import authenticate_api_key, create_api_key, set_membership
 
 USERNAME = "admin"
 
@@ -46,6 +46,50 @@ class Command(BaseCommand):
         if not saved or not user.check_password(saved):
             saved = "(changed since it was generated; reset it with: cxloop changepassword admin)"
         login = f"  user:     {USERNAME}\n  password: {saved}"
+        login += "\n" + self._api_key(workspace, port)
         self.stdout.write(
             f"\ncxloop is starting at http://127.0.0.1:{port}/\nLog in with:\n{login}\n"
         )
+
+    def _api_key(self, workspace: Workspace, port: str) -> str:
+        """A development API key (kept in var/api_key) and a request to try the survey flow."""
+        key_file = settings.VAR_DIR / "api_key"
+        raw = key_file.read_text().strip() if key_file.exists() else ""
+        if not raw or authenticate_api_key(raw) is None:
+            _, raw = create_api_key(
+                workspace, "make run (development)", ["ingest", "read", "admin"], via="cli"
+            )
+            key_file.write_text(raw + "\n")
+            key_file.chmod(0o600)
+        import datetime as dt
+
+        from cxloop.core import clock
+        from cxloop.customers.models import Customer
+
+        # Someone the demo's after-visit survey may ask now: reachable by e-mail, consenting,
+        # not unsubscribed and not surveyed within the 30-day quiet period.
+        customer = (
+            Customer.objects.filter(workspace=workspace)
+            .exclude(email="")
+            .exclude(consent__email=False)
+            .exclude(suppressions__isnull=False)
+            .exclude(invitations__scheduled_for__gte=clock.now() - dt.timedelta(days=31))
+            .order_by("external_id")
+            .values_list("external_id", flat=True)
+            .first()
+        )
+        text = f"API key (also in {key_file}):\n  {raw}"
+        if customer:
+            body = (
+                '{\\"source\\": \\"try\\", \\"external_id\\": \\"visit-$(date +%s)\\", '
+                f'\\"customer\\": \\"{customer}\\", \\"type\\": \\"visit\\", '
+                '\\"occurred_at\\": \\"$(date -u +%FT%TZ)\\", \\"touchpoint\\": \\"store-visit\\"}'
+            )
+            text += (
+                "\nTry the survey flow (the dispatcher prints the e-mail, or sends it to "
+                "EMAIL_HOST):\n"
+                f"  curl -X POST http://127.0.0.1:{port}/api/v1/interactions "
+                f'-H "Authorization: Bearer {raw}" -H "Content-Type: application/json" '
+                f'-d "{body}"'
+            )
+        return text

@@ -45,7 +45,6 @@ class Command(BaseCommand):
         while not stop.is_set():
             began = time.monotonic()
             try:
-                close_old_connections()
                 stats = dispatch.tick(send_now, interval=interval, now=clock.now())
                 if began - last_flag > 3600:
                     from cxloop.accounts.models import Workspace
@@ -64,4 +63,5 @@ class Command(BaseCommand):
                 log.info("dispatcher: %s", ", ".join(f"{k}={v}" for k, v in sorted(busy.items())))
             if options["once"]:
                 return
+            close_old_connections()  # a database restart costs one heartbeat, not the process
             stop.wait(max(0.0, interval - (time.monotonic() - began)))
