@@ -31,7 +31,9 @@ api = NinjaAPI(
     title="cxloop API",
     version="1",
     description=(
-        "Push customers and interactions from your CRM/ERP and read them back. "
+        "Push customers and interactions from your CRM/ERP and read them back; configure "
+        "surveys, read and import responses, unsubscribe customers and see why a customer "
+        "was or wasn't surveyed. "
         "Authenticate with `Authorization: Bearer <key>`; create keys with "
         "`cxloop apikey create` or on the API keys page. Errors are JSON: "
         '`{"detail": "…", "errors": {"field": ["message"]}}`.'
@@ -87,9 +89,14 @@ def on_bad_cursor(request: HttpRequest, exc: InvalidCursor) -> HttpResponse:
 def _register() -> None:
     from cxloop.customers.api import router as customers
     from cxloop.interactions.api import router as interactions
+    from cxloop.surveys import api as surveys
 
     api.add_router("/customers", customers, tags=["customers"])
     api.add_router("/interactions", interactions, tags=["interactions"])
+    api.add_router("/responses", surveys.responses, tags=["responses"])
+    api.add_router("/surveys", surveys.surveys, tags=["surveys"])
+    api.add_router("/unsubscribes", surveys.unsubscribes, tags=["unsubscribes"])
+    api.add_router("/decisions", surveys.decisions, tags=["decisions"])
 
 
 _register()

@@ -91,6 +91,7 @@ def save_survey(
             "code": survey.code, "name": survey.name, "kind": survey.kind,
             "is_active": survey.is_active, "rules": survey.rules,
         }  # fmt: skip
+        old_definition = survey.definition
         if survey.pk and not survey.is_active and is_active:
             survey.active_since = clock.now()  # switched back on: only new interactions count
         survey.code, survey.name, survey.kind = code, name.strip(), kind
@@ -107,8 +108,9 @@ def save_survey(
             "is_active": survey.is_active, "rules": survey.rules,
         }  # fmt: skip
         changes = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
-        if survey.definition != before.get("definition", survey.definition) or creating:
-            changes["definition"] = ["…", "changed"]
+        if creating or survey.definition != old_definition:
+            # The definition is long; the audit says that it changed, not how.
+            changes["definition"] = "changed"
         audit(
             workspace,
             "survey.create" if creating else "survey.update",
