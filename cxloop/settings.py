@@ -194,7 +194,7 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 MEDIA_ROOT = VAR_DIR / "media"
 IMPORT_DIR = VAR_DIR / "imports"
 # Rejected rows of an import (personal data) are kept this long for download, then deleted.
@@ -227,6 +227,19 @@ ANYMAIL: dict[str, str] = {
     key.removeprefix("ANYMAIL_"): value
     for key, value in os.environ.items()
     if key.startswith("ANYMAIL_")
+}
+
+# The cache holds rate-limit counters (bad survey tokens, public-link answers). Per process by
+# default; CACHE_URL=redis://… shares them between web workers.
+CACHE_URL = os.environ.get("CACHE_URL", "").strip()
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, got {CACHE_URL!r}")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }
 
 # Survey delivery. The dispatcher's heartbeat (seconds) and the most messages per second

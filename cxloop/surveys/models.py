@@ -303,7 +303,8 @@ class Response(WorkspaceScoped):
     )
     score = models.SmallIntegerField(null=True, blank=True)
     comment = models.TextField(blank=True)
-    # {question code: value}; the score and comment are also here under their codes.
+    # {question code: value} for the questions after the score, except the comment (the first
+    # free-text question), which has its own column; formats in responses.py.
     answers: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
     language = models.CharField(max_length=8, blank=True)
     answered_at = models.DateTimeField()

@@ -198,12 +198,21 @@ def record(
             response.score = clean_score
         if clean_comment is not None:
             response.comment = clean_comment
-        response.answers = {**response.answers, **clean}
-        for code, value in clean.items():
-            question = definition.question(code)
-            if question is not None and question.type == "contact":
-                response.may_contact = value["may_contact"]
-                response.contact_phone = value["phone"] if value["may_contact"] else ""
+        merged = {**response.answers, **clean}
+        if response.score is not None:
+            # A changed score can hide a question (the call-back question is for detractors
+            # only): its old answer no longer applies.
+            merged = {
+                code: value
+                for code, value in merged.items()
+                if (q := definition.question(code)) is None or q.shown_for(response.score)
+            }
+        response.answers = merged
+        contact = next((q for q in definition.questions if q.type == "contact"), None)
+        if contact is not None:
+            given = merged.get(contact.code)
+            response.may_contact = given["may_contact"] if given else None
+            response.contact_phone = given["phone"] if given and given["may_contact"] else ""
         if language:
             response.language = definition.pick_language(language)
         response.save()

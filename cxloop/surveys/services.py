@@ -107,7 +107,7 @@ def save_survey(
             "code": survey.code, "name": survey.name, "kind": survey.kind,
             "is_active": survey.is_active, "rules": survey.rules,
         }  # fmt: skip
-        changes = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
+        changes: dict[str, Any] = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
         if creating or survey.definition != old_definition:
             # The definition is long; the audit says that it changed, not how.
             changes["definition"] = "changed"

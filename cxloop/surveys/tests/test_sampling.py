@@ -26,7 +26,7 @@ from .factories import make_customer, make_survey
 
 def relationship_definition() -> dict[str, object]:
     definition = default_definition("Acme")
-    definition["questions"].append(  # type: ignore[attr-defined]
+    definition["questions"].append(
         {
             "code": "competitors",
             "type": "competitors",
@@ -121,7 +121,7 @@ def test_history_narrows_the_sample(workspace: Workspace) -> None:
             score=8 if n % 2 else 9,
             answered_at=now - dt.timedelta(days=1),
             source="import",
-        )  # fmt: skip
+        )
         for n in range(120)
     )
     plan = plan_wave(survey, margin=5, confidence=0.95, response_rate=0.2, strata="")
