@@ -249,11 +249,12 @@ DELIVERY_RATES = {
     "email": env_int("DELIVERY_RATE_EMAIL", 500, minimum=1),
     "sms": env_int("DELIVERY_RATE_SMS", 20, minimum=1),
 }
-# SMS: "console" prints messages (development); "twilio" speaks Twilio's REST API (or any
-# provider with the same protocol, at SMS_API_URL).
-SMS_BACKEND = os.environ.get("SMS_BACKEND", "console")
-if SMS_BACKEND not in {"console", "twilio"}:
-    raise ImproperlyConfigured(f"SMS_BACKEND must be console or twilio, got {SMS_BACKEND!r}")
+# SMS: "console" prints messages (the development default); "twilio" speaks Twilio's REST API
+# (or any provider with the same protocol, at SMS_API_URL); "none" (the default when DEBUG is
+# off) means no SMS: surveys fall back to e-mail and never print phone numbers anywhere.
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "console" if DEBUG else "none")
+if SMS_BACKEND not in {"console", "twilio", "none"}:
+    raise ImproperlyConfigured(f"SMS_BACKEND must be console, twilio or none, got {SMS_BACKEND!r}")
 SMS_API_URL = os.environ.get("SMS_API_URL", "https://api.twilio.com").rstrip("/")
 SMS_ACCOUNT_SID = os.environ.get("SMS_ACCOUNT_SID", "")
 SMS_AUTH_TOKEN = env_secret("SMS_AUTH_TOKEN") or ""

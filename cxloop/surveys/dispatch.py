@@ -252,6 +252,9 @@ def _apply(
     if outcome.ok:
         counts["sent"] += 1
         if reminder:
+            Invitation.objects.filter(pk=inv.pk, claim=inv.claim).update(
+                reminder_message_id=outcome.message_id[:200]
+            )
             decisions.append(
                 _decision(
                     inv, DecisionOutcome.REMINDED, Reason.DELIVERED, inv.delivery_channel, now

@@ -173,6 +173,7 @@ class Invitation(WorkspaceScoped):
     sent_at = models.DateTimeField(null=True, blank=True)
     reminder_due_at = models.DateTimeField(null=True, blank=True)
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    reminder_message_id = models.CharField(max_length=200, blank=True, db_index=True)
     # The funnel.
     delivered_at = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField(null=True, blank=True)
@@ -225,6 +226,7 @@ class Reason(models.TextChoices):
     NO_CONSENT = "no_consent", _("No consent")
     BOUNCED = "bounced", _("Address bounced or complained")
     NO_CONTACT = "no_contact", _("No e-mail or phone")
+    NO_CHANNEL = "no_channel", _("Channel not configured")
     SAMPLED_OUT = "sampled_out", _("Sampled out")
     QUIET_PERIOD = "quiet_period", _("Quiet period")
     SURVEY_LIMIT = "survey_limit", _("Survey's limit per customer")

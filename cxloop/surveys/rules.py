@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Q
 
@@ -113,7 +114,9 @@ def choose_channel(
         if channel == skip:
             continue
         address = customer.email if channel == DeliveryChannel.EMAIL else customer.phone
-        if not address:
+        if channel == DeliveryChannel.SMS and settings.SMS_BACKEND == "none":
+            why.append((Reason.NO_CHANNEL, "sms: no SMS provider configured"))
+        elif not address:
             why.append((Reason.NO_CONTACT, f"{channel}: no address"))
         elif not customer.consents_to(channel):
             why.append((Reason.NO_CONSENT, f"{channel}: no consent"))
@@ -122,7 +125,7 @@ def choose_channel(
         else:
             return Choice(channel, Reason.MATCHED, "")
     # The most telling reason: a refusal beats a bounce beats a missing address.
-    order: list[str] = [Reason.NO_CONSENT, Reason.BOUNCED, Reason.NO_CONTACT]
+    order: list[str] = [Reason.NO_CONSENT, Reason.BOUNCED, Reason.NO_CONTACT, Reason.NO_CHANNEL]
     reason = min((r for r, _ in why), key=lambda r: order.index(r), default=Reason.NO_CONTACT)
     return Choice(None, reason, "; ".join(d for _, d in why))
 

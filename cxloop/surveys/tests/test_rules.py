@@ -341,3 +341,19 @@ def test_status_values_stay_known() -> None:
     assert {s.value for s in InvitationStatus} == {
         "scheduled", "sending", "sent", "failed", "cancelled"
     }  # fmt: skip
+
+
+def test_without_an_sms_provider_sms_is_never_chosen(
+    workspace: Workspace, org: dict[str, Any], settings: Any
+) -> None:
+    settings.SMS_BACKEND = "none"
+    make_survey(workspace, channels=["sms", "email"], quiet_period_days=0)
+    both = make_customer(workspace, "C1", consent={"email": True, "sms": True})
+    sms_only = make_customer(workspace, "C2", email="", consent={"sms": True})
+    visit(workspace, org, both, "I1", NOW)
+    visit(workspace, org, sms_only, "I2", NOW)
+    rules.evaluate_new(workspace, now=NOW)
+    assert Invitation.objects.get().delivery_channel == "email"
+    skipped = Decision.objects.get(customer=sms_only)
+    assert skipped.reason == Reason.NO_CONTACT  # no e-mail is the more telling reason
+    assert "no SMS provider" in skipped.detail
