@@ -214,8 +214,9 @@ def test_unsubscribed_between_scheduling_and_sending_is_cancelled(workspace: Wor
 
 
 def test_transient_refusal_is_retried_with_backoff_and_permanent_one_falls_back(
-    workspace: Workspace, smtp: Server, capsys: Any
+    workspace: Workspace, smtp: Server, capsys: Any, settings: Any
 ) -> None:
+    settings.SMS_BACKEND = "console"
     invitations = scheduled(workspace, 3)
     # C2 has consented to SMS too, so a refused address can fall back to a text message.
     invitations[2].customer.consent = {"email": True, "sms": True}  # type: ignore[union-attr]

@@ -39,7 +39,9 @@ def test_answers_merge_and_the_invitation_is_marked_answered(invitation: Invitat
 
 
 def test_a_changed_score_drops_the_call_back_answer(invitation: Invitation) -> None:
-    record(invitation, score=2, answers={"contact": {"may_contact": True, "phone": "+373 69 123 456"}})
+    record(
+        invitation, score=2, answers={"contact": {"may_contact": True, "phone": "+373 69 123 456"}}
+    )
     response = Response.objects.get()
     assert (response.may_contact, response.contact_phone) == (True, "+37369123456")
     record(invitation, score=10)
