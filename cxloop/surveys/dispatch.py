@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F, Q
 
 from cxloop.accounts.models import Workspace
@@ -233,11 +234,37 @@ def send(
                 counts["cancelled"] += 1
                 continue
             ready[inv.delivery_channel].append(inv)
+    sent: list[Invitation] = []
     for channel, invitations in ready.items():
         for outcome in deliver(channel, invitations, reminder=reminder):
-            _apply(outcome, reminder, now, decisions, counts)
+            _apply(outcome, reminder, now, decisions, counts, sent)
+    if sent:
+        _record_sent(sent, reminder)
     Decision.objects.bulk_create(decisions)
     return dict(counts)
+
+
+def _record_sent(sent: list[Invitation], reminder: bool) -> None:
+    """One prepared UPDATE for the batch (executemany), still limited to the claimed rows."""
+    table = Invitation._meta.db_table
+    with connection.cursor() as cursor:
+        if reminder:
+            cursor.executemany(
+                f"UPDATE {table} SET reminder_message_id = %s WHERE id = %s AND claim = %s",
+                [(inv.reminder_message_id, inv.pk, inv.claim) for inv in sent],
+            )
+            return
+        # Raw parameters skip the ORM: datetimes go through the backend's own adapter.
+        stamp = connection.ops.adapt_datetimefield_value
+        cursor.executemany(
+            f"UPDATE {table} SET status = %s, sent_at = %s, message_id = %s, "
+            "reminder_due_at = %s, last_error = '' WHERE id = %s AND claim = %s",
+            [
+                (InvitationStatus.SENT.value, stamp(inv.sent_at), inv.message_id,
+                 stamp(inv.reminder_due_at), inv.pk, inv.claim)
+                for inv in sent
+            ],
+        )  # fmt: skip
 
 
 def _apply(
@@ -246,15 +273,15 @@ def _apply(
     now: dt.datetime,
     decisions: list[Decision],
     counts: dict[str, int],
+    sent: list[Invitation],
 ) -> None:
     inv = outcome.invitation
     rules = parse_rules(inv.survey.rules)
     if outcome.ok:
         counts["sent"] += 1
+        sent.append(inv)
         if reminder:
-            Invitation.objects.filter(pk=inv.pk, claim=inv.claim).update(
-                reminder_message_id=outcome.message_id[:200]
-            )
+            inv.reminder_message_id = outcome.message_id[:200]
             decisions.append(
                 _decision(
                     inv, DecisionOutcome.REMINDED, Reason.DELIVERED, inv.delivery_channel, now
@@ -271,13 +298,8 @@ def _apply(
             reminder_due = next_send_time(
                 now + dt.timedelta(days=rules.reminder_after_days), rules.send_window, tz
             )
-        Invitation.objects.filter(pk=inv.pk, claim=inv.claim).update(
-            status=InvitationStatus.SENT,
-            sent_at=now,
-            message_id=outcome.message_id[:200],
-            reminder_due_at=reminder_due,
-            last_error="",
-        )
+        inv.status, inv.sent_at, inv.last_error = InvitationStatus.SENT, now, ""
+        inv.message_id, inv.reminder_due_at = outcome.message_id[:200], reminder_due
         decisions.append(
             _decision(inv, DecisionOutcome.SENT, Reason.DELIVERED, inv.delivery_channel, now)
         )
