@@ -209,7 +209,7 @@ def send(
         index = load_index(workspace, [i.customer for i in invitations if i.customer is not None])
         for inv in invitations:
             reason = ""
-            if not inv.survey.is_active:
+            if not inv.survey.is_active and not inv.is_test:  # a draft may be tested
                 reason = Reason.SURVEY_INACTIVE
             elif inv.expires_at <= now:
                 reason = Reason.EXPIRED
