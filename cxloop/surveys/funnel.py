@@ -259,8 +259,11 @@ def _contact_batches(workspace: Workspace) -> Iterator[dict[int, int]]:
         yield batch
 
 
-def unanswered_runs(workspace: Workspace) -> dict[int, int]:
+def unanswered_runs(workspace: Workspace, now: dt.datetime | None = None) -> dict[int, int]:
     """For every account with a sent invitation: how many of the latest went unanswered in a row.
+
+    An invitation still open (unanswered, not yet expired) is neither: its contact may still
+    answer, and counting it would flag accounts for being surveyed last week.
 
     Per batch of contacts, one query for their sent invitations (three small columns, by the
     customer index), sorted by account and newest first in Python. No join and no server-side
@@ -268,15 +271,18 @@ def unanswered_runs(workspace: Workspace) -> dict[int, int]:
     large import a join planned that way took minutes where this takes a second for 10 000
     accounts. 0 means the latest invitation was answered.
     """
+    now = now or clock.now()
     runs: dict[int, int] = {}
     for batch in _contact_batches(workspace):
         invitations = Invitation.objects.filter(
             workspace=workspace, customer_id__in=list(batch), is_test=False, sent_at__isnull=False
-        ).values_list("customer_id", "sent_at", "pk", "answered_at")
+        ).values_list("customer_id", "sent_at", "pk", "answered_at", "expires_at")
         # (account, newest first, then the later id first, answered?)
         rows: list[tuple[int, float, int, bool]] = []
-        for customer_id, sent_at, pk, answered_at in invitations:
+        for customer_id, sent_at, pk, answered_at, expires_at in invitations:
             assert customer_id is not None and sent_at is not None  # filtered above
+            if answered_at is None and expires_at > now:
+                continue  # still open
             rows.append((batch[customer_id], -sent_at.timestamp(), -pk, answered_at is not None))
         rows.sort()
         current: int | None = None
@@ -305,7 +311,7 @@ def flag_silent_accounts(workspace: Workspace, now: dt.datetime | None = None) -
     """
     now = now or clock.now()
     threshold = unanswered_threshold(workspace)
-    runs = unanswered_runs(workspace)
+    runs = unanswered_runs(workspace, now)
     open_flags = {
         flag.account_id: flag
         for flag in AtRiskAccount.objects.filter(workspace=workspace, cleared_at__isnull=True)
@@ -342,7 +348,7 @@ def flag_silent_accounts(workspace: Workspace, now: dt.datetime | None = None) -
         if to_open
         else 0
     )
-    log.info(
+    log.debug(
         "silent_accounts workspace=%s threshold=%s flagged=%s cleared=%s",
         workspace.pk, threshold, flagged, len(to_clear),
     )  # fmt: skip

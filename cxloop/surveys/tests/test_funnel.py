@@ -191,8 +191,8 @@ def b2b(workspace: Workspace, name: str, contacts: int = 2) -> tuple[Account, li
 
 
 def history(survey: Survey, contacts: list[Customer], answered: list[bool]) -> list[Invitation]:
-    """Invitations a day apart, oldest first, to the contacts in turn."""
-    start = NOW - dt.timedelta(days=len(answered))
+    """Invitations a day apart, oldest first, to the contacts in turn, all expired by NOW."""
+    start = NOW - dt.timedelta(days=30 + len(answered))
     return [
         invite(
             survey,
@@ -232,6 +232,8 @@ def test_an_account_is_flagged_after_n_unanswered_and_cleared_by_an_answer(
     # The silence goes on: the open flag follows it.
     invite(survey, contacts[1], sent_at=NOW + dt.timedelta(hours=1))
     assert funnels.flag_silent_accounts(workspace, now=NOW) == 0
+    assert open_flags(workspace) == {"ACME": 3}  # still open: it may yet be answered
+    assert funnels.flag_silent_accounts(workspace, now=NOW + dt.timedelta(days=15)) == 0
     assert open_flags(workspace) == {"ACME": 4}
 
     # A contact answers the latest invitation: cleared.
@@ -239,7 +241,7 @@ def test_an_account_is_flagged_after_n_unanswered_and_cleared_by_an_answer(
         "sent_at"
     )
     Invitation.objects.filter(pk=latest.pk).update(answered_at=NOW + dt.timedelta(hours=2))
-    later = NOW + dt.timedelta(days=1)
+    later = NOW + dt.timedelta(days=16)
     assert funnels.flag_silent_accounts(workspace, now=later) == 0
     assert open_flags(workspace) == {}
     flag = AtRiskAccount.objects.get(account=account)
@@ -297,6 +299,17 @@ def test_workspaces_are_flagged_apart(workspace: Workspace, other_workspace: Wor
     assert funnels.flag_silent_accounts(other_workspace, now=NOW) == 1
     assert open_flags(workspace) == {}
     assert open_flags(other_workspace) == {"GLOBEX": 4}
+
+
+def test_invitations_still_open_do_not_count_as_unanswered(workspace: Workspace) -> None:
+    survey = make_survey(workspace)
+    _account, contacts = b2b(workspace, "ACME")
+    history(survey, contacts, [False, False])
+    # Sent yesterday, answerable for two more weeks: not silence yet.
+    invite(survey, contacts[0], sent_at=NOW - dt.timedelta(days=1))
+    assert funnels.flag_silent_accounts(workspace, now=NOW) == 0
+    # Two weeks on it has expired unanswered: the third in a row.
+    assert funnels.flag_silent_accounts(workspace, now=NOW + dt.timedelta(days=14)) == 1
 
 
 def test_customers_without_an_account_are_not_flagged(workspace: Workspace) -> None:
