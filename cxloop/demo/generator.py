@@ -5,10 +5,11 @@ What it builds in one workspace: five regions, thirty branches (twenty-nine stor
 and a contact centre), their teams and 200 employees with a full reporting line, products,
 channels, four customer journeys with their stages and touchpoints, customers (Romanian,
 Russian and English speakers, B2C and B2B with their companies) and a year of interactions with
-the weekday, hour-of-day and seasonal patterns a CX manager expects to see.
+the weekday, hour-of-day and seasonal patterns a CX manager expects to see; then surveys with
+their history of invitations, answers and decisions (see :mod:`cxloop.demo.surveys`).
 
 Determinism. Every random draw comes from a ``numpy`` generator seeded with the seed and a
-stream number (organisation, customers, interactions), and customers and interactions draw
+stream number (organisation, customers, interactions, surveys), and the chunks draw
 from one generator per chunk, so the same seed with the same sizes writes the same rows. Only
 the time line is anchored to the calendar: the interactions cover the ``months`` that end at
 the start of the current UTC day (or at the ``end`` given), so two runs on the same day are
@@ -17,8 +18,9 @@ identical, and a run on another day is the same data shifted to the new window. 
 ``chunk_size`` changes the draws, hence the data: it is fixed by the command.
 
 Scale. Customers and interactions are generated and written in chunks (50,000 rows by default)
-with vectorised numpy draws; nothing proportional to the number of interactions is held in
-memory, and per customer only a few small arrays (id, home branch, main product, activity).
+with vectorised numpy draws; of the interactions only those a survey may still invite are kept
+(a few per customer, some forty bytes each), and per customer a few small arrays (id, home
+branch, main product, activity, language, reach, company, segment).
 PostgreSQL receives the rows by ``COPY``, SQLite by ``executemany``, one transaction per chunk:
 PostgreSQL's queue of deferred foreign-key checks stays small, and a crash leaves whole chunks
 behind, never half of one (the workspace then refuses a second run: delete it and start again).
@@ -56,11 +58,13 @@ from cxloop.organisation.models import (
     Team,
     Touchpoint,
 )
+from cxloop.surveys.models import Decision, Invitation, Response, Survey, Wave
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 SmallArray = npt.NDArray[np.int16]
+TinyArray = npt.NDArray[np.int8]
 
 TIME_ZONE = "Europe/Chisinau"
 DEFAULT_CHUNK = 50_000
@@ -68,7 +72,7 @@ DEFAULT_EMPLOYEES = 200
 
 # Independent streams of the seed, so that e.g. the organisation does not change with the
 # number of customers asked for.
-ORG_STREAM, CUSTOMER_STREAM, INTERACTION_STREAM = 1, 2, 3
+ORG_STREAM, CUSTOMER_STREAM, INTERACTION_STREAM, SURVEY_STREAM = 1, 2, 3, 4
 
 # --- organisation ---------------------------------------------------------------------------
 
@@ -238,6 +242,12 @@ JOURNEYS: tuple[tuple[str, str, tuple[tuple[str, str, tuple[Any, ...]], ...]], .
         ("S-USAGE-NETWORK", "Network", (
             ("TP-MOBILE-NETWORK", "Mobile network", None, NOBODY),
         )),
+        # Everyday errands in a store (top-up, SIM swap, a question): the touchpoint the demo's
+        # "after-visit" survey listens to. Its code is the one docs and tutorials post to.
+        # Last in the table, so the other touchpoints keep their places.
+        ("S-USAGE-STORE", "Store visit", (
+            ("store-visit", "Store visit", "store", STORE_POOL),
+        )),
     )),
 )  # fmt: skip
 
@@ -262,7 +272,8 @@ _SHIPPED = (("device", 0.8), ("mobile", 0.2))
 _FIXED = (("internet", 0.7), ("tv", 0.3))
 TYPES: tuple[TypeSpec, ...] = (
     TypeSpec("store_visit", 0.20, "crm",
-             (("TP-STORE-ADVICE", 0.3), ("TP-STORE-ORDER", 0.25), ("TP-STORE-SERVICE", 0.45)),
+             (("store-visit", 0.55), ("TP-STORE-ADVICE", 0.12), ("TP-STORE-ORDER", 0.13),
+              ("TP-STORE-SERVICE", 0.2)),
              (("mobile", 0.35), ("device", 0.35), ("internet", 0.2), ("tv", 0.1))),
     TypeSpec("call", 0.22, "crm",
              (("TP-SALES-CALL", 0.14), ("TP-FIRST-BILL-CALL", 0.07), ("TP-SUPPORT-CALL", 0.43),
@@ -326,6 +337,17 @@ HOUR_WEIGHTS = np.array([
 HOLIDAYS = frozenset({(1, 1), (1, 2), (1, 7), (1, 8), (3, 8), (5, 1), (5, 9), (6, 1), (8, 27),
                       (8, 31), (12, 25)})  # fmt: skip
 HOLIDAY_FACTOR = (0.2, 0.5, 0.8, 0.2, 1.0)
+# A store visitor's wait (the visit's ``wait_min``) grows with the crowd at the counter:
+# Saturdays run on a thin rota, Mondays carry the weekend's backlog, after work (18:00-20:00)
+# the queue is longest, and one flagship store had a queue problem until more staff were put
+# on the peak hours two thirds into the history, after which its waits shrink slowly back to
+# normal. The demo's survey scores follow the waits (see cxloop/demo/surveys.py).
+STORE_WAIT_WEEKDAY = np.array([1.3, 1.0, 0.95, 0.95, 1.1, 1.5, 0.9])
+EVENING_HOUR = 18
+STORE_WAIT_EVENING = 1.45
+WAITING_BRANCH = "B01"
+WAITING_FIX_AT = 2 / 3  # of the history
+STORE_WAIT_BEFORE_FIX = 1.8
 
 # --- people ---------------------------------------------------------------------------------
 
@@ -525,6 +547,8 @@ class NoProgress:
 @dataclass
 class DemoSummary:
     counts: dict[str, int] = field(default_factory=dict)
+    # Where the demo's survey answers hide their patterns (see cxloop/demo/surveys.py).
+    planted: dict[str, list[str]] = field(default_factory=dict)
     # The local days the interactions cover, and the instant they all precede.
     first_day: dt.date | None = None
     last_day: dt.date | None = None
@@ -538,6 +562,11 @@ class DemoSummary:
                 f"interactions on {self.first_day} … {self.last_day} ({TIME_ZONE}), "
                 f"before {self.end:%Y-%m-%d %H:%M} UTC"
             )
+        if self.planted:
+            lines.append(
+                "planted in the answers: "
+                + "; ".join(f"{what} {', '.join(where)}" for what, where in self.planted.items())
+            )
         lines.append(f"took {self.seconds:.1f} s")
         return lines
 
@@ -550,6 +579,7 @@ def default_end(now: dt.datetime | None = None) -> dt.datetime:
 
 DEMO_MODELS: tuple[type[Any], ...] = (
     Region, Branch, Team, Employee, Product, Channel, Journey, Customer, Account, Interaction,
+    Survey,
 )  # fmt: skip
 
 
@@ -647,19 +677,29 @@ class RowWriter:
         if not self.postgres:
             return
         with connection.cursor() as cursor:
-            for model in (Account, Customer, Interaction):
+            for model in (Account, Customer, Interaction, Invitation, Response, Decision):
                 cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
     def verify(self, workspace: Workspace) -> None:
         """After an unchecked load: every reference of the workspace's new rows resolves."""
         if not self.unchecked:
             return
+        where = (
+            ("touchpoint", Touchpoint), ("branch", Branch), ("employee", Employee),
+            ("product", Product), ("channel", Channel),
+        )  # fmt: skip
         checks = [(Customer, "account_id", Account)] + [
-            (Interaction, f"{name}_id", model)
-            for name, model in (
-                ("customer", Customer), ("touchpoint", Touchpoint), ("branch", Branch),
-                ("employee", Employee), ("product", Product), ("channel", Channel),
+            (child, f"{name}_id", model)
+            for child, references in (
+                (Interaction, (("customer", Customer), *where)),
+                (Invitation, (("survey", Survey), ("customer", Customer), ("wave", Wave),
+                              ("interaction", Interaction), *where)),
+                (Response, (("survey", Survey), ("invitation", Invitation),
+                            ("customer", Customer), ("interaction", Interaction), *where)),
+                (Decision, (("survey", Survey), ("customer", Customer),
+                            ("interaction", Interaction), ("invitation", Invitation))),
             )
+            for name, model in references
         ]  # fmt: skip
         quote = connection.ops.quote_name
         with connection.cursor() as cursor:
@@ -904,6 +944,23 @@ class Population:
     main_product: SmallArray
     b2b: BoolArray
     activity: FloatArray
+    # What the surveys need: the language (index into LANGUAGES), how the customer can be
+    # reached (REACH_* bits), the company (number among all accounts, -1 for none), segment.
+    language: TinyArray
+    reach: TinyArray
+    account: npt.NDArray[np.int32]
+    segment: TinyArray
+
+    @classmethod
+    def join(cls, parts: Sequence[Population]) -> Population:
+        return cls(**{
+            name: np.concatenate([getattr(p, name) for p in parts])
+            for name in cls.__dataclass_fields__
+        })  # fmt: skip
+
+
+# How a customer can be reached, as bits of Population.reach.
+REACH_EMAIL, REACH_EMAIL_CONSENT, REACH_PHONE, REACH_SMS_CONSENT = 1, 2, 4, 8
 
 
 def _segment_product_cdfs() -> FloatArray:
@@ -968,6 +1025,7 @@ class CustomerMaker:
         account_of = np.full(n, -1, dtype=np.int64)
         account_of[b2b_positions] = np.searchsorted(ends, np.arange(k), side="right")
         corporate = rng.random(n_accounts) < CORPORATE_SHARE
+        accounts_before = self.accounts_made
         account_rows, account_domains = self._accounts(rng, n_accounts, corporate, created)
 
         segment = _pick(rng, self.b2c_segment_cdf, n)
@@ -1052,12 +1110,20 @@ class CustomerMaker:
                 LANGUAGES[lang], zone, SEGMENTS[seg], b2b_row, account if b2b_row else None,
                 consent, attributes, created, created,
             ))  # fmt: skip
+        reach = (
+            has_email * REACH_EMAIL + consent_email * REACH_EMAIL_CONSENT
+            + has_phone * REACH_PHONE + consent_sms * REACH_SMS_CONSENT
+        )  # fmt: skip
         population = Population(
             pk=np.zeros(n, dtype=np.int64),
             home=home.astype(np.int16),
             main_product=main_product.astype(np.int16),
             b2b=b2b,
             activity=activity,
+            language=language.astype(np.int8),
+            reach=reach.astype(np.int8),
+            account=np.where(account_of >= 0, account_of + accounts_before, -1).astype(np.int32),
+            segment=segment.astype(np.int8),
         )
         return account_rows, rows, population
 
@@ -1108,7 +1174,8 @@ class Timeline:
              for h in range(24)]
             for d in dates
         ], dtype=np.int64)  # fmt: skip
-        weekday = np.array([d.weekday() for d in dates])
+        weekday = np.array([d.weekday() for d in dates], dtype=np.int64)
+        self.weekday = weekday
         holiday = np.array([(d.month, d.day) in HOLIDAYS for d in dates])
         day_of_year = np.array([d.timetuple().tm_yday for d in dates])
         # Busiest before the New Year, quietest in midsummer; a growing business.
@@ -1128,6 +1195,25 @@ class Timeline:
     @property
     def last_day(self) -> dt.date:
         return self.first_day + dt.timedelta(days=self.days - 1)
+
+
+@dataclass
+class DrawnChunk:
+    """A chunk of interactions as the arrays they were drawn as (index: row in the chunk), for
+    what is built from them afterwards (the demo's surveys). Indices, as in ``Org``; -1 for
+    none."""
+
+    numbers: IntArray
+    customer: IntArray
+    touchpoint: IntArray
+    branch: IntArray
+    employee: IntArray
+    product: IntArray
+    channel: IntArray
+    day: IntArray  # of the time line
+    hour: IntArray  # local
+    utc: IntArray  # epoch seconds
+    wait: IntArray  # minutes in the queue, for store visits
 
 
 class InteractionMaker:
@@ -1181,11 +1267,22 @@ class InteractionMaker:
             "channel": np.array([*org.channel_pk.tolist(), None], dtype=object),
         }
         self.region_codes = [code.removeprefix("R-") for code, _, _ in REGIONS]
+        # The crowd at a store's counter by day of the history (the queue problem of one
+        # store, fixed two thirds in) and by local hour; see STORE_WAIT_WEEKDAY.
+        fix = int(timeline.days * WAITING_FIX_AT)
+        recovery = np.clip((np.arange(timeline.days) - fix) / max(timeline.days - fix, 1), 0, 1)
+        self.waiting_branch = next(
+            b for b, spec in enumerate(BRANCHES) if spec[0] == WAITING_BRANCH
+        )
+        self.waiting_factor = STORE_WAIT_BEFORE_FIX - (STORE_WAIT_BEFORE_FIX - 1) * recovery
+        self.day_crowd = STORE_WAIT_WEEKDAY[timeline.weekday]
+        self.hour_crowd = np.where(np.arange(24) >= EVENING_HOUR, STORE_WAIT_EVENING, 1.0)
 
     def chunk(
         self, chunk_no: int, start: int, n: int, writer: RowWriter, created: str, ws_pk: int
-    ) -> list[tuple[Any, ...]]:
-        """Rows for interactions number start + 1 … start + n, in INTERACTION_COLUMNS order."""
+    ) -> tuple[list[tuple[Any, ...]], DrawnChunk]:
+        """Rows for interactions number start + 1 … start + n, in INTERACTION_COLUMNS order,
+        and the arrays they were made from."""
         rng = np.random.default_rng([self.options.seed, INTERACTION_STREAM, chunk_no])
         org, people, timeline = self.org, self.people, self.timeline
         customer = np.searchsorted(
@@ -1234,13 +1331,17 @@ class InteractionMaker:
         utc = timeline.day_base[day] + hour * 3600 + seconds - timeline.offset[day, hour]
 
         numbers = np.arange(start + 1, start + n + 1, dtype=np.int64)
-        attributes = self._attributes(rng, itype, numbers, b2b, channel, people.home[customer])
+        crowd = self.day_crowd[day] * self.hour_crowd[hour]
+        crowd = np.where(branch == self.waiting_branch, crowd * self.waiting_factor[day], crowd)
+        attributes, wait = self._attributes(
+            rng, itype, numbers, b2b, channel, people.home[customer], crowd
+        )
         sources = self.type_source[itype].tolist()
         external_ids = [
             f"{SOURCE_PREFIX[s]}{number:09d}"
             for s, number in zip(sources, numbers.tolist(), strict=True)
         ]
-        return list(zip(
+        rows = list(zip(
             itertools.repeat(ws_pk), sources, external_ids, people.pk[customer].tolist(),
             self.type_names[itype].tolist(), writer.timestamps(utc),
             self.nullable["touchpoint"][tp].tolist(), self.nullable["branch"][branch].tolist(),
@@ -1249,6 +1350,12 @@ class InteractionMaker:
             self.nullable["channel"][channel].tolist(), attributes, itertools.repeat(created),
             strict=False,
         ))  # fmt: skip
+        drawn = DrawnChunk(
+            numbers=numbers, customer=customer, touchpoint=tp, branch=branch,
+            employee=employee, product=product, channel=channel, day=day, hour=hour, utc=utc,
+            wait=wait,
+        )  # fmt: skip
+        return rows, drawn
 
     def _attributes(
         self,
@@ -1258,8 +1365,10 @@ class InteractionMaker:
         b2b: IntArray,
         channel: IntArray,
         home: IntArray,
-    ) -> list[str]:
-        """Type-specific details, the kind a CRM export carries, as JSON text."""
+        crowd: FloatArray,
+    ) -> tuple[list[str], IntArray]:
+        """Type-specific details, the kind a CRM export carries, as JSON text; and the store
+        waits (minutes, every row) for the surveys."""
         n = len(itype)
         out = np.empty(n, dtype=object)
         names = [t.name for t in TYPES]
@@ -1268,7 +1377,7 @@ class InteractionMaker:
         short = np.clip(rng.lognormal(np.log(90), 0.8, n), 3, 1800).astype(np.int64)
         wait = rng.exponential(60, n).astype(np.int64)
         messages = 2 + rng.poisson(6, n)
-        store_wait = np.minimum(rng.gamma(2.0, 4.0, n), 60).astype(np.int64)
+        store_wait = np.minimum(rng.gamma(2.0, 4.0, n) * crowd, 90).astype(np.int64)
         minutes = rng.normal(75, 25, n).clip(15, 240).astype(np.int64)
         items = 1 + rng.poisson(0.4, n)
         slot = rng.integers(0, 3, n)
@@ -1332,7 +1441,7 @@ class InteractionMaker:
             else:
                 values = ["{}"] * len(rows)
             out[rows] = values
-        return [str(v) for v in out.tolist()]
+        return [str(v) for v in out.tolist()], store_wait
 
 
 # --- the whole run --------------------------------------------------------------------------
@@ -1406,22 +1515,24 @@ def _generate(
     summary.counts["accounts"] = maker.accounts_made
     summary.counts["customers"] = options.customers
 
-    if options.interactions:
-        people = Population(
-            pk=np.concatenate([p.pk for p in parts]),
-            home=np.concatenate([p.home for p in parts]),
-            main_product=np.concatenate([p.main_product for p in parts]),
-            b2b=np.concatenate([p.b2b for p in parts]),
-            activity=np.concatenate([p.activity for p in parts]),
-        )
-        del parts
+    # Imported here: the survey step builds on this module's tables and classes.
+    from cxloop.demo import surveys
+
+    people = Population.join(parts) if parts else None
+    del parts
+    step = surveys.SurveyStep(workspace, options, org, people, timeline, writer)
+    if options.interactions and people is not None:
         interactions = InteractionMaker(options, org, people, timeline)
         progress.start("interactions", options.interactions)
         for no, start, n in _chunks(options.interactions, options.chunk_size):
-            rows = interactions.chunk(no, start, n, writer, created, workspace.pk)
+            rows, drawn = interactions.chunk(no, start, n, writer, created, workspace.pk)
             writer.write(Interaction, INTERACTION_COLUMNS, rows)
+            step.collect(no, drawn)
             progress.advance(n)
     summary.counts["interactions"] = options.interactions
+    summary.counts.update(step.finish(progress))
+    if people is not None:
+        summary.planted = step.planted()
     summary.first_day = timeline.first_day
     summary.last_day = timeline.last_day
     summary.end = timeline.end

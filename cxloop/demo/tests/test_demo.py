@@ -21,6 +21,9 @@ from cxloop.customers.models import Account, Customer
 from cxloop.demo.generator import DemoOptions, DemoSummary, default_end, generate_demo
 from cxloop.interactions.models import Interaction
 from cxloop.organisation.models import Branch, Employee, Region, Team, Touchpoint
+from cxloop.surveys.definition import default_definition
+from cxloop.surveys.models import Invitation
+from cxloop.surveys.services import save_survey
 
 pytestmark = pytest.mark.django_db
 
@@ -110,6 +113,8 @@ def test_counts_are_as_asked_and_the_organisation_is_complete(demo_workspace: Wo
     )
     assert set(teams_per_branch.values()) <= {2, 3}
     assert not Touchpoint.objects.filter(workspace=ws, stage__journey__isnull=True).exists()
+    assert Touchpoint.objects.filter(workspace=ws).count() == 22
+    assert Touchpoint.objects.filter(workspace=ws, code="store-visit").exists()
 
 
 def test_every_employee_below_the_regional_directors_reports_up_a_full_line(
@@ -268,6 +273,11 @@ def test_the_command_creates_the_workspace_and_refuses_to_run_twice() -> None:
     assert Customer.objects.filter(workspace=workspace).count() == 40
     assert Interaction.objects.filter(workspace=workspace).count() == 400
     assert "customers: 40" in out.getvalue()
+    assert "surveys: 3" in out.getvalue()
+    assert f"invitations: {Invitation.objects.filter(workspace=workspace).count()}" in (
+        out.getvalue()
+    )
+    assert "planted in the answers: better branches B04, B08" in out.getvalue()
 
     with pytest.raises(CommandError, match="already has data"):
         call_command("demo", "--workspace", "demo", "--customers", "40", "--seed", "6",
@@ -286,6 +296,16 @@ def test_the_command_leaves_other_workspaces_untouched(other_workspace: Workspac
     ]
     assert not Interaction.objects.filter(workspace=other_workspace).exists()
     assert not Branch.objects.filter(workspace=other_workspace).exists()
+
+
+def test_the_command_refuses_a_workspace_that_has_surveys(workspace: Workspace) -> None:
+    save_survey(
+        workspace, code="after-visit", name="Mine", kind="transactional",
+        definition=default_definition("Acme"), rules={"touchpoints": ["store-visit"]}, via="cli",
+    )  # fmt: skip
+    with pytest.raises(CommandError, match="1 surveys"):
+        call_command("demo", "--workspace", workspace.slug, "--customers", "10", "--no-progress")
+    assert not Customer.objects.filter(workspace=workspace).exists()
 
 
 def test_the_command_rejects_interactions_without_customers() -> None:
