@@ -6,6 +6,8 @@ UV := $(TOOLS)/bin/uv
 BIN := .venv/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
+# Survey links in e-mails point at the server make run starts.
+export SITE_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: run test install lint format bench worker beat clean
 

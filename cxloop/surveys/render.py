@@ -31,7 +31,9 @@ def context_of(invitation: Invitation) -> dict[str, str]:
     company = definition.branding.company_name or invitation.workspace.name
     return {
         "company": company,
-        "branch": invitation.branch.name if invitation.branch_id and invitation.branch else "",
+        # "How was your visit to {branch}?" reads well with the company's name when the
+        # interaction named no branch.
+        "branch": invitation.branch.name if invitation.branch_id and invitation.branch else company,
         "product": invitation.product.name if invitation.product_id and invitation.product else "",
         "touchpoint": (
             invitation.touchpoint.name if invitation.touchpoint_id and invitation.touchpoint else ""

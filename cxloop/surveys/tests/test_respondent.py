@@ -16,6 +16,7 @@ import pytest
 import segno
 from django.core.cache import cache
 from django.test import Client
+from django.utils import translation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,7 +45,16 @@ RO_TITLE = "Părerea dumneavoastră contează"
 RU_TITLE = "Нам важно ваше мнение"
 RO_REASONS = "Ce v-a influențat cel mai mult nota?"
 RO_CONTACT = "Vă putem suna în legătură cu aceasta?"
-SCORE_ERROR = "Please choose a number from 0 to 10."
+
+
+def ui(text: str, language: str = "ro", **values: Any) -> str:
+    """A UI string as the page shows it in ``language`` (the invitations here are Romanian)."""
+    with translation.override(language):
+        translated = translation.gettext(text)
+    return translated % values if values else translated
+
+
+SCORE_ERROR = ui("Please choose a number from %(low)s to %(high)s.", low=0, high=10)
 
 
 @pytest.fixture(autouse=True)
@@ -227,7 +237,7 @@ def test_answers_may_change_until_the_invitation_expires(
     monkeypatch.setattr(clock, "now", lambda: later)
     response = client.post(url(invitation), {"score": "0"})
     assert response.status_code == 410
-    assert "This survey has closed" in page(response)
+    assert ui("This survey has closed") in page(response)
     assert Response.objects.get().score == 4
     assert client.get(url(invitation, "?score=1")).status_code == 410
     assert client.get(url(invitation, "/thanks")).status_code == 410
@@ -296,7 +306,7 @@ def test_a_wrong_number_is_shown_with_its_error_and_the_rest_is_kept(
     response = client.post(url(invitation), {"asked": ["contact"], "q_contact": "yes",
                                              "q_contact_phone": ""})  # fmt: skip
     assert response.status_code == 422
-    assert "Please give the number we may call." in page(response)
+    assert ui("Please give the number we may call.") in page(response)
 
 
 def test_a_tampered_score_is_refused_and_nothing_of_that_post_is_kept(
@@ -330,7 +340,7 @@ def test_a_required_follow_up_left_empty_is_asked_again(
     client.get(url(invitation, "?score=9"))
     response = client.post(url(invitation), {"asked": ["reasons", "comment"], "q_comment": "ok"})
     assert response.status_code == 422
-    assert "Please answer this question." in page(response)
+    assert ui("Please answer this question.") in page(response)
     assert Response.objects.get().comment == "ok"  # the rest is kept
 
 
@@ -411,7 +421,7 @@ def test_a_cancelled_or_failed_invitation_gets_a_friendly_page(
         response = client.get(url(invitation, suffix))
         assert response.status_code == 410
         html = page(response)
-        assert heading in html
+        assert ui(heading) in html
         assert '<html lang="ro"' in html and '<span class="company">Acme</span>' in html
     assert client.post(url(invitation), {"score": "9"}).status_code == 410
     assert not Response.objects.exists()
@@ -424,7 +434,7 @@ def test_an_expired_invitation_says_the_survey_has_closed(
     invitation = invite(survey, customer, expires_at=now - dt.timedelta(minutes=1))
     response = client.get(url(invitation, "?score=10"))
     assert response.status_code == 410
-    assert "This survey has closed" in page(response)
+    assert ui("This survey has closed") in page(response)
     assert not Response.objects.exists()
 
 
@@ -641,7 +651,9 @@ def test_the_public_link_picks_the_browser_language_and_ignores_unknown_codes(
 
 def test_a_bad_public_score_creates_nothing(client: Client, survey: Survey) -> None:
     response = client.post(f"/s/p/{survey.public_code}", {"score": "11"})
-    assert response.status_code == 422 and SCORE_ERROR in page(response)
+    assert response.status_code == 422 and ui(
+        "Please choose a number from %(low)s to %(high)s.", "en", low=0, high=10
+    ) in page(response)
     assert not Invitation.objects.exists() and not Response.objects.exists()
 
 
