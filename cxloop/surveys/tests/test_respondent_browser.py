@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.core.cache import cache
+from django.utils import translation
 
 from cxloop.accounts.models import Workspace
 from cxloop.core import clock
@@ -250,7 +251,9 @@ def test_errors_are_announced_and_a_pale_brand_colour_stays_readable(
     with phone.expect_navigation():
         button.tap()  # no score chosen
     alert = phone.locator("[role=alert]")
-    assert "Please choose a number from 0 to 10." in alert.inner_text()
+    with translation.override("ro"):
+        expected = translation.gettext("Please choose a number from %(low)s to %(high)s.")
+    assert expected % {"low": 0, "high": 10} in alert.inner_text()
     assert phone.locator("#score").get_attribute("aria-describedby") == "score-error"
     alert.locator("a").tap()
     assert phone.url.endswith("#score-0")

@@ -208,7 +208,9 @@ def test_why_a_customer_was_not_surveyed_and_accounts_at_risk(
         make_interaction(workspace, customer, f"V{n}", touchpoint=org["touchpoint"])
         trigger.evaluate_new(workspace)
     Invitation.objects.filter(customer=customer).update(
-        status=InvitationStatus.SENT, sent_at=clock.now() - dt.timedelta(days=40)
+        status=InvitationStatus.SENT,
+        sent_at=clock.now() - dt.timedelta(days=40),
+        expires_at=clock.now() - dt.timedelta(days=26),
     )
     for n in (3, 4):
         past = clock.now() - dt.timedelta(days=30 * n)
