@@ -73,3 +73,9 @@ def make_user(db: Any) -> Callable[..., Any]:
         return user
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _sms_prints(settings: Any) -> None:
+    """SMS to the console in every test, whatever DEBUG is (it decides the default)."""
+    settings.SMS_BACKEND = "console"

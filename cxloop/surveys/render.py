@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
 
-from .definition import SurveyDefinition, fill, parse_definition, texts_for
+from .definition import PLACEHOLDERS, SurveyDefinition, fill, parse_definition, texts_for
 from .models import Invitation, Survey
 
 
@@ -25,29 +26,48 @@ def definition_of(survey: Survey) -> SurveyDefinition:
     return _parsed(survey.pk, survey.updated_at, json.dumps(survey.definition, sort_keys=True))
 
 
-def context_of(invitation: Invitation) -> dict[str, str]:
+class _Context(Mapping[str, str]):
+    """Placeholder values, each looked up only when a text uses it (a query saved per page)."""
+
+    def __init__(self, invitation: Invitation) -> None:
+        self.invitation = invitation
+        self._known: dict[str, str] = {}
+
+    def _compute(self, name: str) -> str:
+        inv = self.invitation
+        if name == "company":
+            return definition_of(inv.survey).branding.company_name or inv.workspace.name
+        if name == "branch":
+            # "How was your visit to {branch}?" reads well with the company's name when the
+            # interaction named no branch.
+            return inv.branch.name if inv.branch_id and inv.branch else self["company"]
+        if name == "product":
+            return inv.product.name if inv.product_id and inv.product else ""
+        if name == "touchpoint":
+            return inv.touchpoint.name if inv.touchpoint_id and inv.touchpoint else ""
+        if name == "employee":
+            return inv.employee.name.split(" ")[0] if inv.employee_id and inv.employee else ""
+        raise KeyError(name)
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._known:
+            self._known[name] = self._compute(name)
+        return self._known[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(PLACEHOLDERS)
+
+    def __len__(self) -> int:
+        return len(PLACEHOLDERS)
+
+
+def context_of(invitation: Invitation) -> Mapping[str, str]:
     """Values for the placeholders: names of the company, branch, product, touchpoint, employee."""
-    definition = definition_of(invitation.survey)
-    company = definition.branding.company_name or invitation.workspace.name
-    return {
-        "company": company,
-        # "How was your visit to {branch}?" reads well with the company's name when the
-        # interaction named no branch.
-        "branch": invitation.branch.name if invitation.branch_id and invitation.branch else company,
-        "product": invitation.product.name if invitation.product_id and invitation.product else "",
-        "touchpoint": (
-            invitation.touchpoint.name if invitation.touchpoint_id and invitation.touchpoint else ""
-        ),
-        "employee": (
-            invitation.employee.name.split(" ")[0]
-            if invitation.employee_id and invitation.employee
-            else ""
-        ),
-    }
+    return _Context(invitation)
 
 
 def text(
-    texts: dict[str, str], language: str, definition: SurveyDefinition, context: dict[str, str]
+    texts: dict[str, str], language: str, definition: SurveyDefinition, context: Mapping[str, str]
 ) -> str:
     return fill(texts_for(texts, language, definition.default_language), context)
 

@@ -23,7 +23,7 @@ import logging
 import re
 import secrets
 import smtplib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import formataddr, parseaddr
 from typing import Any
@@ -103,7 +103,11 @@ def _absolute(url: str | None) -> str:
 
 
 def subject_of(
-    invitation: Invitation, definition: SurveyDefinition, context: dict[str, str], *, reminder: bool
+    invitation: Invitation,
+    definition: SurveyDefinition,
+    context: Mapping[str, str],
+    *,
+    reminder: bool,
 ) -> str:
     """The survey's subject in the invitation's language; call inside ``translation.override``."""
     subject = render.text(definition.email_subject, invitation.language, definition, context)
@@ -167,7 +171,7 @@ def render_parts(invitation: Invitation, *, reminder: bool) -> Rendered:
 def _render_parts(
     invitation: Invitation,
     definition: SurveyDefinition,
-    context: dict[str, str],
+    context: Mapping[str, str],
     language: str,
     reminder: bool,
 ) -> Rendered:

@@ -761,12 +761,14 @@ def test_pages_are_private_unreferred_and_unindexed(
     assert response["Content-Language"] == ("ru" if "ru" in suffix else "ro")
 
 
-def test_the_page_is_one_query_once_opened(
+def test_the_page_costs_one_query_before_an_answer_and_two_after(
     client: Client, invitation: Invitation, django_assert_num_queries: Any
 ) -> None:
-    client.get(url(invitation, "?score=5"))
-    client.get(url(invitation))
+    client.get(url(invitation))  # the first visit also records the click
     with django_assert_num_queries(1):
+        assert client.get(url(invitation)).status_code == 200
+    client.get(url(invitation, "?score=5"))
+    with django_assert_num_queries(2):  # the invitation, then its response
         assert client.get(url(invitation)).status_code == 200
 
 
