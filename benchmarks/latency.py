@@ -6,6 +6,7 @@ client thread (because earlier ones were slow) is charged for the wait: no coord
 
 from __future__ import annotations
 
+import http.client
 import json
 import queue
 import threading
@@ -13,7 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .server import request
+from .server import HOST, Response, request
+
+# What a browser sends for a page (the API client's JSON headers would not be representative).
+BROWSER_HEADERS = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "en-GB,en;q=0.9",
+    "User-Agent": "cxloop-bench/1.0",
+}
 
 
 @dataclass
@@ -47,6 +55,53 @@ def run_open_loop(
     threads: int = 8,
     path: str = "/api/v1/interactions",
 ) -> LatencyResult:
+    """``POST path`` with ``body_for(i)`` as request *i*; 201 is the expected answer."""
+
+    def call(index: int) -> Response:
+        return request(port, "POST", path, body=body_for(index), key=key, timeout=30)
+
+    return run_calls(call, rate=rate, seconds=seconds, threads=threads, expect=201)
+
+
+def run_open_loop_get(
+    port: int,
+    path_for: Callable[[int], str],
+    *,
+    rate: float,
+    seconds: float,
+    threads: int = 8,
+    expect: int = 200,
+) -> LatencyResult:
+    """``GET path_for(i)`` as request *i*, as a browser asks for a page (no cookies, no
+    redirects followed: a 303 is the answer measured)."""
+
+    def call(index: int) -> Response:
+        return browser_get(port, path_for(index))
+
+    return run_calls(call, rate=rate, seconds=seconds, threads=threads, expect=expect)
+
+
+def browser_get(port: int, path: str, timeout: float = 30) -> Response:
+    """``GET path`` on its own connection, with a browser's headers."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=BROWSER_HEADERS)
+        resp = conn.getresponse()
+        return Response(resp.status, resp.read())
+    finally:
+        conn.close()
+
+
+def run_calls(
+    call: Callable[[int], Response],
+    *,
+    rate: float,
+    seconds: float,
+    threads: int = 8,
+    expect: int = 200,
+) -> LatencyResult:
+    """Make ``call(i)`` due at ``i / rate`` for ``seconds``; any other status than ``expect``
+    is kept (the first five) in ``errors``."""
     total = max(1, round(rate * seconds))
     due: queue.Queue[tuple[int, float] | None] = queue.Queue()
     lock = threading.Lock()
@@ -59,9 +114,8 @@ def run_open_loop(
             if job is None:
                 return
             index, due_at = job
-            body = body_for(index)
             try:
-                resp = request(port, "POST", path, body=body, key=key, timeout=30)
+                resp = call(index)
                 status, detail = resp.status, resp.body[:200].decode(errors="replace")
             except OSError as exc:
                 status, detail = -1, repr(exc)
@@ -69,7 +123,7 @@ def run_open_loop(
             with lock:
                 result.latencies_ms.append((done - due_at) * 1000)
                 result.statuses[status] = result.statuses.get(status, 0) + 1
-                if status != 201 and len(result.errors) < 5:
+                if status != expect and len(result.errors) < 5:
                     result.errors.append(f"{status}: {detail}")
                 last_done[0] = max(last_done[0], done)
 

@@ -1,4 +1,5 @@
-"""``make bench``: ingestion throughput and latency of cxloop on SQLite and PostgreSQL.
+"""``make bench``: ingestion throughput and latency of cxloop on SQLite and PostgreSQL, and the
+survey benchmarks (``--suite surveys``, see ``benchmarks/surveys.py``).
 
 For each database: a throw-away database is created and migrated, a workspace is seeded (a small
 organisation, customers and an API key), then the same interactions go in four ways, the table
@@ -13,6 +14,10 @@ being emptied in between so that each starts from the same state:
    resident memory.
 
 Row counts are checked after every phase; a failed check makes the exit status 1.
+
+``--suite surveys`` runs only the survey benchmarks (invitations from interaction to a local SMTP
+server with one Celery worker; the respondent's page under load), ``--suite ingest`` only the
+above; the default, ``all``, runs both and prints one report.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from pathlib import Path
 
 import psutil
 
-from . import data
+from . import data, surveys
 from .backends import Backend, Postgres, Sqlite, now, pg_available
 from .cpu import CpuMeter, postgres_backends, process_tree
 from .latency import LatencyResult, run_open_loop
@@ -119,6 +124,7 @@ class Results:
     latencies: list[LatencyMeasure] = field(default_factory=list)
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    surveys: surveys.SurveyResults = field(default_factory=surveys.SurveyResults)
 
     def check(self, name: str, ok: bool, detail: str = "") -> bool:
         self.checks.append((name, ok, detail))
@@ -480,25 +486,9 @@ def pct(value: float | None, ref: float | None) -> str:
     return f"{100 * value / ref:.1f}%"
 
 
-def report(
-    results: Results, args: argparse.Namespace, pg_version: str | None, load_before: float
-) -> None:
+def report_ingestion(results: Results) -> None:
     pg_copy = results.rate_of("postgres", "COPY")
     sqlite_insert = results.rate_of("sqlite", "executemany")
-    print()
-    print(
-        f"cxloop ingestion benchmark: {args.rows:,} interactions, {args.customers:,} customers; "
-        f"{platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs"
-    )
-    print(
-        f"PostgreSQL {pg_version or 'not reachable'} at 127.0.0.1:5432; "
-        f"SQLite {sqlite3.sqlite_version}; gunicorn {WORKERS} sync workers on loopback"
-    )
-    print(
-        f"Load average before the run: {load_before:.2f} (1 min); anything else running on "
-        "the machine skews these figures."
-    )
     print()
     header = (
         f"{'backend':<9} {'path':<31} {'rows':>8} {'seconds':>8} {'rows/s':>8} "
@@ -549,6 +539,36 @@ def report(
             "app/db: CPU time of cxloop's processes (gunicorn workers, the cxloop command; "
             "SQLite works inside them) and of the PostgreSQL backends, per row or request."
         )
+
+
+def report(
+    results: Results, args: argparse.Namespace, pg_version: str | None, load_before: float
+) -> None:
+    what = []
+    if args.suite in ("ingest", "all"):
+        what.append(f"ingestion: {args.rows:,} interactions, {args.customers:,} customers")
+    if args.suite in ("surveys", "all"):
+        what.append(
+            f"surveys: {args.invitations:,} invitations, the respondent's page at "
+            f"{args.page_rate:g} requests/s for {args.page_seconds:g} s"
+        )
+    print()
+    print(
+        f"cxloop benchmark ({'; '.join(what)}); "
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(
+        f"PostgreSQL {pg_version or 'not reachable'} at 127.0.0.1:5432; "
+        f"SQLite {sqlite3.sqlite_version}; gunicorn {WORKERS} sync workers on loopback"
+    )
+    print(
+        f"Load average before the run: {load_before:.2f} (1 min); anything else running on "
+        "the machine skews these figures."
+    )
+    if results.measures or results.latencies:
+        report_ingestion(results)
+    surveys.report(results.surveys)
     print()
     print("Sanity checks:")
     for name, ok, detail in results.checks:
@@ -563,13 +583,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--suite",
+        choices=["ingest", "surveys", "all"],
+        default="all",
+        help="Which benchmarks: ingestion, surveys or both (default all).",
+    )
     parser.add_argument("--rows", type=int, help="Interactions per phase (default 200,000).")
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="A smoke run: 20,000 rows, 5,000 customers, 5 s of latency.",
+        help="A smoke run: 20,000 rows, 5,000 customers, 5 s of latency; 1,000 invitations.",
     )
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgres", "both"],
+        default="both",
+        help="Surveys: postgres is the Celery worker and the page; sqlite the dispatcher.",
+    )
     parser.add_argument("--customers", type=int, help="Customers seeded (default 20,000).")
     parser.add_argument("--latency-seconds", type=float, help="Default 20 (5 with --quick).")
     parser.add_argument("--rate", type=float, default=100.0, help="Single-item requests/s.")
@@ -581,7 +612,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="Rows of the CSV imported for peak memory (default 1,000,000; 0 with --quick).",
     )
+    parser.add_argument(
+        "--invitations",
+        type=int,
+        help="Surveys: interactions, hence invitations, to deliver (default 5,000; 1,000 quick).",
+    )
+    parser.add_argument(
+        "--page-rate", type=float, default=200.0, help="Surveys: page requests/s (default 200)."
+    )
+    parser.add_argument(
+        "--page-seconds", type=float, help="Surveys: seconds of page load (default 20; 5 quick)."
+    )
     args = parser.parse_args(argv)
+    args.invitations = args.invitations or (1_000 if args.quick else 5_000)
+    if args.page_seconds is None:
+        args.page_seconds = 5.0 if args.quick else 20.0
+    if args.invitations < 1 or args.page_rate <= 0 or args.page_seconds <= 0:
+        parser.error("--invitations, --page-rate and --page-seconds must be positive")
     args.rows = args.rows or (20_000 if args.quick else 200_000)
     args.customers = args.customers or (5_000 if args.quick else 20_000)
     if args.memory_rows is None:
@@ -602,21 +649,39 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     pg_version = pg_available()
     wanted = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
+    ingest = args.suite in ("ingest", "all")
+    survey = args.suite in ("surveys", "all")
     results = Results()
     if pg_version is None:
         if "postgres" in wanted:
             print("PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres)", file=sys.stderr)
             return 2
         results.notes.append("PostgreSQL not reachable: no COPY reference, shares are n/a.")
+    if survey and "postgres" in wanted and not surveys.redis_available():
+        print(
+            f"Redis is not reachable at {surveys.REDIS_HOST}:{surveys.REDIS_PORT} (the survey "
+            "benchmark's Celery broker); use --suite ingest or --backend sqlite",
+            file=sys.stderr,
+        )
+        return 2
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     Backend.pycache = Path(tempfile.mkdtemp(prefix="cxloop-bench-pycache-"))
     try:
-        if pg_version is not None:
+        if ingest and pg_version is not None:
             # SQLite is compared with PostgreSQL COPY too, so COPY is measured in every run.
             bench_backend(results, Postgres(), args, full="postgres" in wanted)
-        if "sqlite" in wanted:
+        if ingest and "sqlite" in wanted:
             bench_backend(results, Sqlite(), args, full=True)
+        if survey:
+            surveys.bench(
+                results.surveys,
+                results.check,
+                backends=wanted,
+                invitations=args.invitations,
+                page_rate=args.page_rate,
+                page_seconds=args.page_seconds,
+            )
     except (KeyboardInterrupt, SystemExit):
         results.check("the benchmark ran to its end", False, "interrupted")
         raise
