@@ -18,6 +18,7 @@ from django.db import transaction
 from cxloop.core import clock
 from cxloop.core.validation import normalise_phone
 
+from . import signals
 from .definition import Question, SurveyDefinition
 from .models import Invitation, Response, ResponseSource
 from .render import definition_of
@@ -215,7 +216,12 @@ def record(
             response.contact_phone = given["phone"] if given and given["may_contact"] else ""
         if language:
             response.language = definition.pick_language(language)
+        created = response.pk is None
         response.save()
+        saved = response
+        transaction.on_commit(
+            lambda: signals.response_saved.send(Response, response=saved, created=created)
+        )
         changed = []
         if locked.answered_at is None:
             locked.answered_at = now

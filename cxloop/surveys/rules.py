@@ -410,3 +410,72 @@ def sweep(workspace: Workspace, *, now: dt.datetime | None = None) -> int:
         cursor.swept_at = now
         cursor.save(update_fields=["swept", "mark", "swept_at"])
     return made
+
+
+def schedule_for(
+    survey: Survey,
+    customer: Customer,
+    *,
+    now: dt.datetime | None = None,
+    delay: dt.timedelta = dt.timedelta(0),
+    channel: str | None = None,
+    language: str | None = None,
+    via: str = "api",
+) -> Decision:
+    """Ask ``customer`` to answer ``survey`` now (+ ``delay``), as an API caller requests it.
+
+    The same protections as a trigger: consent, unsubscribes and bounces, the quiet period
+    across all surveys and the survey's limit per customer. The send window applies. Returns
+    the decision, *scheduled* (with its invitation) or *skipped* with the reason.
+    """
+    now = now or clock.now()
+    workspace = survey.workspace
+    rules = parse_rules(survey.rules)
+    if channel is not None:
+        rules = rules.model_copy(update={"channels": [channel]})
+    definition = definition_of(survey)
+    suppressions = load_index(workspace, [customer])
+    ledger = _Ledger(
+        workspace,
+        {customer.pk},
+        now - dt.timedelta(days=max(rules.quiet_period_days, rules.max_period_days) + 2),
+    )
+
+    def skipped(reason: str, detail: str) -> Decision:
+        return Decision.objects.create(
+            workspace=workspace, survey=survey, customer=customer,
+            outcome=DecisionOutcome.SKIPPED, reason=reason, detail=detail[:300], created_at=now,
+        )  # fmt: skip
+
+    if not survey.is_active:
+        return skipped(Reason.SURVEY_INACTIVE, f"requested by {via}")
+    choice = choose_channel(customer, rules, suppressions)
+    if choice.channel is None:
+        return skipped(choice.reason, choice.detail)
+    tz = local_zone(customer.time_zone, workspace.time_zone)
+    send_at = next_send_time(now + delay, rules.send_window, tz)
+    if (hit := ledger.quiet(customer.pk, send_at, rules.quiet_period_days)) is not None:
+        when, code = hit
+        return skipped(
+            Reason.QUIET_PERIOD,
+            f"invited {when:%Y-%m-%d} ({code}); quiet period {rules.quiet_period_days} days",
+        )
+    count = ledger.survey_count(customer.pk, survey.pk, send_at, rules.max_period_days)
+    if count >= rules.max_per_customer:
+        return skipped(
+            Reason.SURVEY_LIMIT,
+            f"{count} in {rules.max_period_days} days (limit {rules.max_per_customer})",
+        )
+    with transaction.atomic():
+        invitation = Invitation.objects.create(
+            workspace=workspace, survey=survey, customer=customer,
+            delivery_channel=choice.channel,
+            language=definition.pick_language(language, customer.language, workspace.default_language),
+            scheduled_for=send_at, expires_at=send_at + dt.timedelta(days=rules.expiry_days),
+        )  # fmt: skip
+        return Decision.objects.create(
+            workspace=workspace, survey=survey, customer=customer, invitation=invitation,
+            outcome=DecisionOutcome.SCHEDULED, reason=Reason.MATCHED,
+            detail=f"{choice.channel} at {send_at:%Y-%m-%d %H:%M} UTC, requested by {via}",
+            created_at=now,
+        )  # fmt: skip

@@ -12,6 +12,7 @@ from cxloop.accounts.models import Workspace
 from cxloop.accounts.services import audit
 from cxloop.customers.models import Customer
 
+from . import signals
 from .models import DeliveryChannel, Suppression, SuppressionReason
 
 
@@ -115,6 +116,9 @@ def unsubscribe(
             api_key=api_key,
             obj=customer,
             changes={"consent": [before, after], "source": source},
+        )
+        transaction.on_commit(
+            lambda: signals.customer_unsubscribed.send(Customer, customer=customer, source=source)
         )
     return True
 

@@ -357,3 +357,23 @@ def test_without_an_sms_provider_sms_is_never_chosen(
     skipped = Decision.objects.get(customer=sms_only)
     assert skipped.reason == Reason.NO_CONTACT  # no e-mail is the more telling reason
     assert "no SMS provider" in skipped.detail
+
+
+def test_scheduling_on_request_keeps_the_same_protections(
+    workspace: Workspace, org: dict[str, Any]
+) -> None:
+    survey = make_survey(workspace, send_window=None)
+    customer = make_customer(workspace, consent={"email": True, "sms": True})
+    first = rules.schedule_for(survey, customer, now=NOW, delay=dt.timedelta(minutes=10))
+    assert (first.outcome, first.reason) == ("scheduled", Reason.MATCHED)
+    assert first.invitation is not None
+    assert first.invitation.scheduled_for == NOW + dt.timedelta(minutes=10)
+    again = rules.schedule_for(survey, customer, now=NOW + dt.timedelta(days=1))
+    assert (again.outcome, again.reason) == ("skipped", Reason.QUIET_PERIOD)
+    by_sms = rules.schedule_for(
+        survey, make_customer(workspace, "C2", consent={"sms": True}), now=NOW, channel="sms"
+    )
+    assert by_sms.invitation is not None and by_sms.invitation.delivery_channel == "sms"
+    unsubscribe(customer, via="cli", source="t")
+    later = rules.schedule_for(survey, customer, now=NOW + dt.timedelta(days=60))
+    assert later.reason == Reason.UNSUBSCRIBED
