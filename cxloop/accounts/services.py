@@ -46,7 +46,9 @@ def audit(
         action=action,
         object_type=obj._meta.model_name if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
-        object_repr=str(obj)[:200] if obj is not None else "",
+        # A row may name itself with personal data (a customer known by their e-mail): such
+        # models give an ``audit_repr`` without it.
+        object_repr=str(getattr(obj, "audit_repr", obj))[:200] if obj is not None else "",
         changes=changes or {},
     )
 

@@ -55,6 +55,11 @@ class Customer(WorkspaceScoped, Timestamped):
     def __str__(self) -> str:
         return self.external_id
 
+    @property
+    def audit_repr(self) -> str:
+        """How the audit log names a customer: never by a possibly personal external id."""
+        return f"customer {self.pk}"
+
     def consents_to(self, channel: str) -> bool:
         if channel in self.consent:
             return bool(self.consent[channel])

@@ -238,6 +238,7 @@ class Reason(models.TextChoices):
     PERMANENT = "permanent", _("Rejected by the provider")
     INTERRUPTED = "interrupted", _("Worker stopped during the send")
     ALREADY_ANSWERED = "already_answered", _("Already answered")
+    API_CANCELLED = "api_cancelled", _("Cancelled through the API")
 
 
 class Decision(WorkspaceScoped):

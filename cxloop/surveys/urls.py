@@ -14,6 +14,7 @@ urlpatterns = [
     path("new", views.survey_new, name="new"),
     path("why", views.why, name="why"),
     path("at-risk", views.at_risk, name="at_risk"),
+    path("responses/<int:pk>", views.response_detail, name="response"),
     path("<str:code>/", views.survey_detail, name="detail"),
     path("<str:code>/edit", views.survey_edit, name="edit"),
     path("<str:code>/test", views.send_test, name="send_test"),

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
@@ -43,6 +43,7 @@ from .models import (
     Invitation,
     InvitationStatus,
     Reason,
+    Response,
     Survey,
     SurveyKind,
 )
@@ -551,6 +552,60 @@ def wave_new(request: HttpRequest, code: str) -> HttpResponse:
         request,
         "surveys/wave_new.html",
         {"survey": survey, "form": form, "plan": plan, "excluded": excluded},
+    )
+
+
+# --- one response ---------------------------------------------------------------------------
+
+
+@workspace_required(Permission.VIEW_ALL_FEEDBACK)
+def response_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One response with its answers in the survey's words (the permalink integrations get).
+
+    The number the customer confirmed for a call-back is shown only to those who may see
+    customers' contact details.
+    """
+    from .definition import SCORE_TYPES
+    from .render import definition_of
+
+    workspace = request.workspace  # type: ignore[attr-defined]
+    response = Response.get_for_workspace(workspace, pk=pk)
+    if response.is_test:
+        raise Http404("test responses are not shown")
+    definition = definition_of(response.survey)
+    language = get_language() or definition.default_language
+    lang = definition.pick_language(language)
+    rows: list[tuple[str, str]] = []
+    for question in definition.questions:
+        if question.type in SCORE_TYPES:
+            continue
+        value = response.answers.get(question.code)
+        if value is None:
+            continue
+        text = question.text.get(lang) or question.text[definition.default_language]
+        if question.type in ("single", "multiple"):
+            labels = {o.code: o.text.get(lang) or o.code for o in question.options}
+            chosen = [value] if isinstance(value, str) else list(value)
+            shown = ", ".join(labels.get(c, c) for c in chosen)
+        elif question.type == "contact":
+            shown = _("yes") if value.get("may_contact") else _("no")
+        elif question.type == "competitors":
+            scores = value.get("scores") or {}
+            shown = ", ".join(f"{name}: {scores.get(name, '—')}" for name in value.get("uses", []))
+        else:
+            shown = str(value)
+        rows.append((text, shown))
+    membership = request.membership  # type: ignore[attr-defined]
+    return render(
+        request,
+        "surveys/response.html",
+        {
+            "response": response,
+            "score_text": definition.score_question.text.get(lang)
+            or definition.score_question.text[definition.default_language],
+            "rows": rows,
+            "show_phone": membership.can(Permission.VIEW_CUSTOMER_CONTACTS),
+        },
     )
 
 

@@ -761,3 +761,28 @@ def test_the_guides_example_definition_is_valid_and_uses_every_feature() -> None
     assert definition.review is not None and definition.branding.logo_url
     assert any(q.show_if_score_at_least for q in definition.questions)
     assert any(q.show_if_score_at_most for q in definition.questions)
+
+
+def test_a_response_page_shows_answers_in_words_and_the_phone_only_to_whom_may_see_it(
+    client: Client, workspace: Workspace, other_workspace: Workspace, make_user: Any
+) -> None:
+    from cxloop.surveys.models import Response
+
+    survey = make_survey(workspace)
+    customer = make_customer(workspace, "CRM-9")
+    response = Response.objects.create(
+        workspace=workspace, survey=survey, customer=customer, external_id="R1", score=3,
+        comment="Coadă mare", answers={"reasons": ["waiting"], "contact": {"may_contact": True,
+        "phone": "+37369000111"}}, may_contact=True, contact_phone="+37369000111",
+        answered_at=clock.now(), source="web",
+    )  # fmt: skip
+    client.force_login(make_user(workspace, Role.ANALYST))
+    page = client.get(f"/surveys/responses/{response.pk}")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Coadă mare" in html and "Waiting time" in html and "CRM-9" in html
+    assert "+37369000111" not in html  # an analyst may not see contact details
+    client.force_login(make_user(workspace, Role.CX_MANAGER))
+    assert "+37369000111" in client.get(f"/surveys/responses/{response.pk}").content.decode()
+    client.force_login(make_user(other_workspace, Role.ADMIN, username="outsider"))
+    assert client.get(f"/surveys/responses/{response.pk}").status_code == 404
