@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     "cxloop.interactions",
     "cxloop.imports",
     "cxloop.surveys",
+    "cxloop.delighted",
 ]
 
 MIDDLEWARE = [
@@ -285,6 +286,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "survey-dispatch-tick": {
         "task": "surveys.tick",
+        "schedule": float(DISPATCH_INTERVAL),
+        "options": {"expires": max(1.0, DISPATCH_INTERVAL - 0.5)},
+    },
+    "delighted-tick": {
+        "task": "delighted.tick",
         "schedule": float(DISPATCH_INTERVAL),
         "options": {"expires": max(1.0, DISPATCH_INTERVAL - 0.5)},
     },

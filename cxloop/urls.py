@@ -22,4 +22,5 @@ urlpatterns = [
     path("webhooks/", include("cxloop.surveys.urls_webhooks")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("delighted/v1/", include("cxloop.delighted.urls")),
 ]

@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
 from cxloop.core import clock
+from cxloop.delighted.tasks import heartbeat as delighted_heartbeat
 from cxloop.surveys import dispatch
 
 log = logging.getLogger("cxloop.surveys.dispatcher")
@@ -45,7 +46,10 @@ class Command(BaseCommand):
         while not stop.is_set():
             began = time.monotonic()
             try:
-                stats = dispatch.tick(send_now, interval=interval, now=clock.now())
+                now = clock.now()
+                stats = dispatch.tick(send_now, interval=interval, now=now)
+                # Delighted compatibility: Autopilot members due, outgoing webhooks due.
+                stats.update(delighted_heartbeat(now))
                 if began - last_flag > 3600:
                     from cxloop.accounts.models import Workspace
                     from cxloop.surveys.funnel import flag_silent_accounts
