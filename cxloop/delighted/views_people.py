@@ -17,6 +17,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from django.db import transaction
@@ -55,6 +56,7 @@ MAX_PROPERTIES_BYTES = 16_384
 # Why an invitation was cancelled by ``DELETE …/survey_requests/pending``.
 CANCELLED_BY_API = Reason.API_CANCELLED
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
 FALSE_WORDS = {"false", "0", "no", "off", ""}
 
 
@@ -210,6 +212,10 @@ def _create_person(request: HttpRequest, params: dict[str, Any]) -> HttpResponse
     scheduled_for: dt.datetime | None = None
     with transaction.atomic():
         customer, _ = _find_or_create(workspace, email, phone, name)
+        if isinstance(locale, str) and LOCALE_RE.match(locale) and not customer.language:
+            # Delighted's locale is the person's language; later surveys speak it too.
+            customer.language = locale.lower().replace("_", "-")
+            customer.save(update_fields=["language", "updated_at"])
         if survey is not None:
             decision = rules.schedule_for(
                 survey,
