@@ -22,6 +22,7 @@ from cxloop.accounts.models import Workspace
 from cxloop.surveys.models import DecisionOutcome, Reason, Survey, SurveyKind
 from cxloop.surveys.rules import schedule_for
 
+from .http import placeholders_of
 from .models import AutopilotConfig, AutopilotMembership, SurveyRequest
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,14 @@ def _survey_member(
             return 0  # another heartbeat has it, or it was removed or rescheduled meanwhile
         customer = membership.customer
         customer.workspace = workspace
-        decision = schedule_for(survey, customer, now=now, channel=membership.platform, via=VIA)
+        decision = schedule_for(
+            survey,
+            customer,
+            now=now,
+            channel=membership.platform,
+            placeholders=placeholders_of(membership.properties),
+            via=VIA,
+        )
         if decision.outcome == DecisionOutcome.SCHEDULED and decision.invitation:
             # The member's properties travel with the survey, as Delighted's did: the
             # response shows them as its person_properties.

@@ -243,3 +243,17 @@ def find_person(workspace: Workspace, identifier: str) -> Customer:
     if found is None:
         raise ApiError(404, "The person was not found.")
     return found
+
+
+# Delighted's special person properties that name something in the survey's texts.
+PLACEHOLDER_PROPERTIES = {"question_product_name": "product"}
+
+
+def placeholders_of(properties: dict[str, Any]) -> dict[str, str]:
+    """``{"question_product_name": "Gold card"}`` → ``{"product": "Gold card"}`` for the
+    invitation: the survey's ``{product}`` then reads as Delighted's question did."""
+    return {
+        placeholder: str(properties[name])[:200]
+        for name, placeholder in PLACEHOLDER_PROPERTIES.items()
+        if isinstance(properties.get(name), (str, int, float)) and str(properties[name]).strip()
+    }

@@ -43,7 +43,7 @@ from cxloop.surveys.models import (
 )
 
 from . import http
-from .http import ApiError, endpoint
+from .http import ApiError, endpoint, placeholders_of
 from .importing import person_external_id
 from .models import SurveyRequest
 
@@ -223,6 +223,7 @@ def _create_person(request: HttpRequest, params: dict[str, Any]) -> HttpResponse
                 delay=dt.timedelta(seconds=delay),
                 channel=channel,
                 language=locale if isinstance(locale, str) else None,
+                placeholders=placeholders_of(properties),
                 via="delighted",
             )
             invitation = decision.invitation

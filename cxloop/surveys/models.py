@@ -133,6 +133,9 @@ class Invitation(WorkspaceScoped):
     # Only for a test ("send a test to me"): the CX manager's own address. A customer's
     # invitation goes to the customer's address as it is at send time.
     test_address = models.CharField(max_length=254, blank=True)
+    # Placeholder values an API caller gave for this invitation, over the names cxloop knows
+    # (e.g. Delighted's question_product_name fills {product}).
+    placeholders: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
     # Where the experience happened (copied from the interaction), for caps and the funnel.
     branch = models.ForeignKey(
         "organisation.Branch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

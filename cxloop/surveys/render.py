@@ -35,6 +35,9 @@ class _Context(Mapping[str, str]):
 
     def _compute(self, name: str) -> str:
         inv = self.invitation
+        given = (inv.placeholders or {}).get(name)
+        if isinstance(given, str) and given.strip():
+            return given.strip()
         if name == "company":
             return definition_of(inv.survey).branding.company_name or inv.workspace.name
         if name == "branch":

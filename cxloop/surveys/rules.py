@@ -420,6 +420,7 @@ def schedule_for(
     delay: dt.timedelta = dt.timedelta(0),
     channel: str | None = None,
     language: str | None = None,
+    placeholders: dict[str, str] | None = None,
     via: str = "api",
 ) -> Decision:
     """Ask ``customer`` to answer ``survey`` now (+ ``delay``), as an API caller requests it.
@@ -427,6 +428,7 @@ def schedule_for(
     The same protections as a trigger: consent, unsubscribes and bounces, the quiet period
     across all surveys and the survey's limit per customer. The send window applies. Returns
     the decision, *scheduled* (with its invitation) or *skipped* with the reason.
+    ``placeholders`` override the names the survey's texts use ({product}, {branch}…).
     """
     now = now or clock.now()
     workspace = survey.workspace
@@ -472,6 +474,7 @@ def schedule_for(
             delivery_channel=choice.channel,
             language=definition.pick_language(language, customer.language, workspace.default_language),
             scheduled_for=send_at, expires_at=send_at + dt.timedelta(days=rules.expiry_days),
+            placeholders=placeholders or {},
         )  # fmt: skip
         return Decision.objects.create(
             workspace=workspace, survey=survey, customer=customer, invitation=invitation,

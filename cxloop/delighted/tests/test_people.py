@@ -88,6 +88,8 @@ def test_create_schedules_the_compat_survey_with_properties_and_locale(
     assert invitation.survey.code == "after-visit"
     assert invitation.language == "ro"  # the locale, not the workspace's default "en"
     assert customer.language == "ro-md"  # kept as the person's language
+    # Delighted's question_product_name names the product in the survey's texts.
+    assert invitation.placeholders == {"product": "Gold card"}
     assert invitation.delivery_channel == "email"
     assert http.unix(invitation.scheduled_for) == person.survey_scheduled_at
     request = SurveyRequest.objects.get(customer=customer)

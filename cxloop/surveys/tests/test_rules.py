@@ -13,6 +13,7 @@ from cxloop.accounts.models import Workspace
 from cxloop.surveys import rules
 from cxloop.surveys.definition import Rules, SendWindow, default_definition, parse_definition
 from cxloop.surveys.models import Decision, Invitation, InvitationStatus, Reason, TriggerCursor
+from cxloop.surveys.render import context_of
 from cxloop.surveys.schedule import local_zone, next_send_time
 from cxloop.surveys.services import SurveyInvalid, save_survey
 from cxloop.surveys.suppression import suppress_address, unsubscribe
@@ -371,9 +372,16 @@ def test_scheduling_on_request_keeps_the_same_protections(
     again = rules.schedule_for(survey, customer, now=NOW + dt.timedelta(days=1))
     assert (again.outcome, again.reason) == ("skipped", Reason.QUIET_PERIOD)
     by_sms = rules.schedule_for(
-        survey, make_customer(workspace, "C2", consent={"sms": True}), now=NOW, channel="sms"
+        survey,
+        make_customer(workspace, "C2", consent={"sms": True}),
+        now=NOW,
+        channel="sms",
+        placeholders={"product": "Gold card"},
     )
     assert by_sms.invitation is not None and by_sms.invitation.delivery_channel == "sms"
+    context = context_of(by_sms.invitation)
+    assert context["product"] == "Gold card"  # the caller's name wins
+    assert context["branch"] == "Acme"  # no branch: the company's name
     unsubscribe(customer, via="cli", source="t")
     later = rules.schedule_for(survey, customer, now=NOW + dt.timedelta(days=60))
     assert later.reason == Reason.UNSUBSCRIBED
