@@ -168,6 +168,24 @@ class _Ledger:
             if sid == survey_id and abs(when - at) < window
         )
 
+    def fatigue(
+        self, customer_id: int, survey: Survey, rules: Rules, at: dt.datetime
+    ) -> tuple[str, str] | None:
+        """(reason, detail) when the quiet period or the survey's limit forbids asking at ``at``."""
+        if (hit := self.quiet(customer_id, at, rules.quiet_period_days)) is not None:
+            when, code = hit
+            return (
+                Reason.QUIET_PERIOD,
+                f"invited {when:%Y-%m-%d} ({code}); quiet period {rules.quiet_period_days} days",
+            )
+        count = self.survey_count(customer_id, survey.pk, at, rules.max_period_days)
+        if count >= rules.max_per_customer:
+            return (
+                Reason.SURVEY_LIMIT,
+                f"{count} in {rules.max_period_days} days (limit {rules.max_per_customer})",
+            )
+        return None
+
     def branch_count(self, survey: Survey, branch: Branch, day: dt.date, tz_name: str) -> int:
         key = (survey.pk, branch.pk, day)
         if key not in self.branch_counts:
@@ -268,19 +286,8 @@ def evaluate(
         )
         earliest = max(interaction.occurred_at + dt.timedelta(minutes=rules.delay_minutes), now)
         send_at = next_send_time(earliest, rules.send_window, tz)
-        if (hit := ledger.quiet(customer.pk, send_at, rules.quiet_period_days)) is not None:
-            when, code = hit
-            decide(
-                Reason.QUIET_PERIOD,
-                f"invited {when:%Y-%m-%d} ({code}); quiet period {rules.quiet_period_days} days",
-            )
-            continue
-        count = ledger.survey_count(customer.pk, survey.pk, send_at, rules.max_period_days)
-        if count >= rules.max_per_customer:
-            decide(
-                Reason.SURVEY_LIMIT,
-                f"{count} in {rules.max_period_days} days (limit {rules.max_per_customer})",
-            )
+        if (tired := ledger.fatigue(customer.pk, survey, rules, send_at)) is not None:
+            decide(*tired)
             continue
         branch_key = None
         if branch is not None and rules.branch_daily_cap is not None:
@@ -456,18 +463,8 @@ def schedule_for(
         return skipped(choice.reason, choice.detail)
     tz = local_zone(customer.time_zone, workspace.time_zone)
     send_at = next_send_time(now + delay, rules.send_window, tz)
-    if (hit := ledger.quiet(customer.pk, send_at, rules.quiet_period_days)) is not None:
-        when, code = hit
-        return skipped(
-            Reason.QUIET_PERIOD,
-            f"invited {when:%Y-%m-%d} ({code}); quiet period {rules.quiet_period_days} days",
-        )
-    count = ledger.survey_count(customer.pk, survey.pk, send_at, rules.max_period_days)
-    if count >= rules.max_per_customer:
-        return skipped(
-            Reason.SURVEY_LIMIT,
-            f"{count} in {rules.max_period_days} days (limit {rules.max_per_customer})",
-        )
+    if (tired := ledger.fatigue(customer.pk, survey, rules, send_at)) is not None:
+        return skipped(*tired)
     with transaction.atomic():
         invitation = Invitation.objects.create(
             workspace=workspace, survey=survey, customer=customer,
