@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from cxloop.accounts.models import Role, Workspace
 from cxloop.accounts.services import create_api_key, create_workspace, set_membership
+from cxloop.testing import Mailbox, free_port
 
 
 @pytest.fixture
@@ -79,3 +81,18 @@ def make_user(db: Any) -> Callable[..., Any]:
 def _sms_prints(settings: Any) -> None:
     """SMS to the console in every test, whatever DEBUG is (it decides the default)."""
     settings.SMS_BACKEND = "console"
+
+
+@pytest.fixture
+def smtp(settings: Any) -> Iterator[Mailbox]:
+    """A real SMTP server on loopback, and Django's SMTP backend pointed at it."""
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = port
+    settings.EMAIL_TIMEOUT = 5
+    yield mailbox
+    controller.stop()

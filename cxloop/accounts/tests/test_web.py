@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import re
-import socket
 import time
-from collections.abc import Iterator
-from email import message_from_bytes
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.test import Client
 
 from cxloop.accounts.models import ApiKey, AuditLog, Role, Workspace
 from cxloop.accounts.services import create_api_key
 from cxloop.customers.services import upsert_customers
 from cxloop.organisation.models import Region
+from cxloop.testing import Mailbox
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery staple"
@@ -144,33 +141,8 @@ def test_configuration_changes_in_the_admin_are_audited(
     assert entry.changes["code"] == "N"
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[Inbox]:
-    """A real SMTP server on loopback."""
-    inbox = Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port
-    yield inbox
-    controller.stop()
-
-
 def test_password_reset_by_email_end_to_end(
-    workspace: Workspace, make_user: Any, smtp: Inbox
+    workspace: Workspace, make_user: Any, smtp: Mailbox
 ) -> None:
     user = make_user(workspace)
     client = Client()
@@ -182,7 +154,7 @@ def test_password_reset_by_email_end_to_end(
         time.sleep(0.05)
 
     assert len(smtp.messages) == 1
-    body = smtp.messages[0].get_payload(decode=True).decode()
+    body = smtp.messages[0].get_content()
     link = re.search(r"http://testserver(/accounts/reset/\S+/)", body)
     assert link is not None
     form = client.get(link.group(1), follow=True)
@@ -193,7 +165,7 @@ def test_password_reset_by_email_end_to_end(
     assert Client().login(username=user.username, password="a new long passphrase 42")
 
 
-def test_password_reset_for_an_unknown_address_sends_nothing(smtp: Inbox, db: Any) -> None:
+def test_password_reset_for_an_unknown_address_sends_nothing(smtp: Mailbox, db: Any) -> None:
     response = Client().post("/accounts/password_reset/", {"email": "nobody@example.com"})
     assert response.status_code == 302
     time.sleep(0.2)

@@ -8,12 +8,12 @@ import socket
 import subprocess
 import sys
 import time
-from email import message_from_bytes
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from cxloop.testing import Mailbox, free_port
 
 BIN = Path(sys.executable).parent
 SETUP = """
@@ -55,21 +55,6 @@ print(Invitation.objects.get().status)
 """
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def redis_up() -> bool:
     try:
         with socket.create_connection(("127.0.0.1", 6379), timeout=1):
@@ -83,7 +68,7 @@ def test_interaction_to_email_through_a_celery_worker(tmp_path: Path) -> None:
     import redis
 
     redis.Redis(host="127.0.0.1", port=6379, db=12).flushdb()
-    inbox = Inbox()
+    inbox = Mailbox()
     port = free_port()
     smtp = Controller(inbox, hostname="127.0.0.1", port=port)
     smtp.start()
@@ -124,7 +109,7 @@ def test_interaction_to_email_through_a_celery_worker(tmp_path: Path) -> None:
         assert message["To"] == "ana@example.com"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         html = next(
-            part.get_payload(decode=True).decode()
+            part.get_content()
             for part in message.walk()
             if part.get_content_type() == "text/html"
         )

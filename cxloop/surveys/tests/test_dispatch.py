@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import threading
-from collections.abc import Iterator
-from email import message_from_bytes
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.core import mail
 from django.core.management import call_command
 
@@ -25,45 +21,11 @@ from cxloop.surveys.models import (
     Suppression,
 )
 from cxloop.surveys.suppression import unsubscribe
+from cxloop.testing import Mailbox
 
 from .factories import make_customer, make_interaction, make_org, make_survey
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
-
-
-class Server:
-    """A real SMTP server on loopback that can refuse chosen recipients."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self.refuse: dict[str, str] = {}
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[Server]:
-    server = Server()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(server, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port
-    yield server
-    controller.stop()
 
 
 @pytest.fixture
@@ -221,14 +183,14 @@ def test_unsubscribed_between_scheduling_and_sending_is_cancelled(workspace: Wor
 
 
 def test_transient_refusal_is_retried_with_backoff_and_permanent_one_falls_back(
-    workspace: Workspace, smtp: Server, capsys: Any, settings: Any
+    workspace: Workspace, smtp: Mailbox, capsys: Any, settings: Any
 ) -> None:
     settings.SMS_BACKEND = "console"
     invitations = scheduled(workspace, 3)
     # C2 has consented to SMS too, so a refused address can fall back to a text message.
     invitations[2].customer.consent = {"email": True, "sms": True}  # type: ignore[union-attr]
     invitations[2].customer.save()  # type: ignore[union-attr]
-    smtp.refuse = {
+    smtp.refuse_rcpt = {
         "c0@example.com": "451 4.7.1 try again later",
         "c2@example.com": "550 5.1.1 no such user",
     }
@@ -243,7 +205,7 @@ def test_transient_refusal_is_retried_with_backoff_and_permanent_one_falls_back(
     assert (fallback.status, fallback.delivery_channel) == ("scheduled", "sms")
     assert Suppression.objects.filter(address="c2@example.com", reason="invalid").exists()
     # The server recovers; the retry goes out when due, the fallback goes by SMS (console).
-    smtp.refuse = {}
+    smtp.refuse_rcpt = {}
     tick(NOW + dt.timedelta(seconds=dispatch.BACKOFF[0]))
     assert sorted(m["To"] for m in smtp.messages) == ["c0@example.com", "c1@example.com"]
     fallback.refresh_from_db()
@@ -252,10 +214,10 @@ def test_transient_refusal_is_retried_with_backoff_and_permanent_one_falls_back(
 
 
 def test_transient_errors_give_up_after_the_last_attempt(
-    workspace: Workspace, smtp: Server
+    workspace: Workspace, smtp: Mailbox
 ) -> None:
     [invitation] = scheduled(workspace)
-    smtp.refuse = {"c0@example.com": "421 4.3.2 busy"}
+    smtp.refuse_rcpt = {"c0@example.com": "421 4.3.2 busy"}
     at = NOW
     for _ in range(dispatch.MAX_ATTEMPTS):
         dispatch.send([invitation.pk], now=at)

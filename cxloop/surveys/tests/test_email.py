@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
 import time
-from collections.abc import Iterator
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from anymail.exceptions import (
     AnymailAPIError,
     AnymailInvalidAddress,
@@ -43,6 +39,7 @@ from cxloop.surveys.tests.factories import (
     make_org,
     make_survey,
 )
+from cxloop.testing import Mailbox, free_port
 
 pytestmark = pytest.mark.django_db
 SITE = "http://127.0.0.1:8000"
@@ -77,55 +74,12 @@ def invite(
     ).get(pk=created.pk)  # fmt: skip
 
 
-class Mailbox:
-    """An aiosmtpd handler that keeps what it accepts and refuses what it is told to."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelopes: list[list[str]] = []
-        self.refuse_rcpt: dict[str, str] = {}  # address → reply to RCPT TO
-        self.refuse_data: dict[str, str] = {}  # address → reply to DATA
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address in self.refuse_rcpt:
-            return self.refuse_rcpt[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        for address in envelope.rcpt_tos:
-            if address in self.refuse_data:
-                return self.refuse_data[address]
-        parsed = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        self.envelopes.append(list(envelope.rcpt_tos))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
-def smtp(settings: Any) -> Iterator[Mailbox]:
-    """A real SMTP server on loopback, and Django's SMTP backend pointed at it."""
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port
-    settings.EMAIL_TIMEOUT = 5
+def smtp(smtp: Mailbox, settings: Any) -> Mailbox:
+    """The shared SMTP server, with the site and sender these tests expect."""
     settings.SITE_URL = SITE
     settings.DEFAULT_FROM_EMAIL = "cxloop <surveys@cx.example.org>"
-    yield mailbox
-    controller.stop()
+    return smtp
 
 
 @pytest.fixture
