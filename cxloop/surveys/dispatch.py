@@ -305,6 +305,7 @@ def _apply(
         )
         return
     error = outcome.error[:200]
+    failure = Reason.TRANSIENT if outcome.transient else Reason.PERMANENT
     if reminder:
         counts["failed"] += 1
         if outcome.transient:
@@ -314,15 +315,7 @@ def _apply(
                 reminder_due_at=now + dt.timedelta(seconds=BACKOFF[0]),
                 last_error=error,
             )
-        decisions.append(
-            _decision(
-                inv,
-                DecisionOutcome.FAILED,
-                Reason.TRANSIENT if outcome.transient else Reason.PERMANENT,
-                error,
-                now,
-            )
-        )
+        decisions.append(_decision(inv, DecisionOutcome.FAILED, failure, error, now))
         return
     if outcome.transient and inv.attempts < MAX_ATTEMPTS:
         counts["retry"] += 1
@@ -380,19 +373,9 @@ def _apply(
             return
     counts["failed"] += 1
     Invitation.objects.filter(pk=inv.pk, claim=inv.claim).update(
-        status=InvitationStatus.FAILED,
-        status_reason=Reason.TRANSIENT if outcome.transient else Reason.PERMANENT,
-        last_error=error,
+        status=InvitationStatus.FAILED, status_reason=failure, last_error=error
     )
-    decisions.append(
-        _decision(
-            inv,
-            DecisionOutcome.FAILED,
-            Reason.TRANSIENT if outcome.transient else Reason.PERMANENT,
-            error,
-            now,
-        )
-    )
+    decisions.append(_decision(inv, DecisionOutcome.FAILED, failure, error, now))
 
 
 def tick(enqueue: Enqueue, *, interval: float, now: dt.datetime | None = None) -> dict[str, int]:
