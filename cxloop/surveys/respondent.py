@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import io
 import math
 import re
@@ -795,21 +796,34 @@ def _post(request: HttpRequest, invitation: Invitation, frame: Frame) -> HttpRes
     return _see_other(reverse(name, args=[invitation.token]))
 
 
+def _open_survey(
+    view: Callable[[HttpRequest, Invitation, Frame], HttpResponseBase],
+) -> Callable[[HttpRequest, str], HttpResponseBase]:
+    """The token's invitation, in its language and still open — or the page that says why not."""
+
+    @functools.wraps(view)
+    def inner(request: HttpRequest, token: str) -> HttpResponseBase:
+        found = _invitation(request, token)
+        if isinstance(found, HttpResponse):
+            return found
+        frame = _frame_of(request, found)
+        with translation.override(frame.lang):
+            closed = _closed(request, found, frame)
+            if closed is not None:
+                return closed
+            return view(request, found, frame)
+
+    return inner
+
+
 @_no_csrf
 @require_http_methods(["GET", "HEAD", "POST"])
-def respond(request: HttpRequest, token: str) -> HttpResponseBase:
+@_open_survey
+def respond(request: HttpRequest, found: Invitation, frame: Frame) -> HttpResponseBase:
     """``/s/<token>``: the score, then the follow-up questions; ``?score=N`` records at once."""
-    found = _invitation(request, token)
-    if isinstance(found, HttpResponse):
-        return found
-    frame = _frame_of(request, found)
-    with translation.override(frame.lang):
-        closed = _closed(request, found, frame)
-        if closed is not None:
-            return closed
-        if request.method == "POST":
-            return _post(request, found, frame)
-        return _get(request, found, frame)
+    if request.method == "POST":
+        return _post(request, found, frame)
+    return _get(request, found, frame)
 
 
 def _thanks_context(frame: Frame) -> dict[str, Any]:
@@ -824,24 +838,17 @@ def _thanks_context(frame: Frame) -> dict[str, Any]:
 
 
 @require_http_methods(["GET", "HEAD"])
-def thanks(request: HttpRequest, token: str) -> HttpResponseBase:
+@_open_survey
+def thanks(request: HttpRequest, found: Invitation, frame: Frame) -> HttpResponseBase:
     """``/s/<token>/thanks``: thank you, the review invitation, a way back to change answers."""
-    found = _invitation(request, token)
-    if isinstance(found, HttpResponse):
-        return found
-    frame = _frame_of(request, found)
-    with translation.override(frame.lang):
-        closed = _closed(request, found, frame)
-        if closed is not None:
-            return closed
-        response = _response_of(found)
-        if response is None or response.score is None:
-            return _see_other(reverse("respond", args=[found.token]))
-        context = frame.base(request)
-        context.update(_thanks_context(frame))
-        context.update(_token_extras(found))
-        context["change_url"] = reverse("respond", args=[found.token])
-        return _render("surveys/respond/thanks.html", context)
+    response = _response_of(found)
+    if response is None or response.score is None:
+        return _see_other(reverse("respond", args=[found.token]))
+    context = frame.base(request)
+    context.update(_thanks_context(frame))
+    context.update(_token_extras(found))
+    context["change_url"] = reverse("respond", args=[found.token])
+    return _render("surveys/respond/thanks.html", context)
 
 
 @require_http_methods(["GET", "HEAD"])
