@@ -513,19 +513,3 @@ def _survey(workspace: Workspace, code: str | None) -> Survey:
         return compat_survey(workspace)
     except ApiError as exc:
         raise CsvError(f"{exc.message} Or name one: --survey CODE.") from None
-
-
-def report_lines(report: ImportReport, limit: int = 20) -> list[str]:
-    """The report as ``cxloop import`` prints it: a summary, then the first rejected lines."""
-    lines = []
-    if report.ignored_columns:
-        lines.append(f"Ignored columns: {', '.join(report.ignored_columns)}")
-    lines.append(f"{report.summary()} (encoding {report.encoding}, delimiter {report.delimiter!r})")
-    for err in report.sample_errors[:limit]:
-        reasons = "; ".join(f"{k}: {', '.join(v)}" for k, v in err["errors"].items())
-        lines.append(f"  line {err['line']}: {reasons}")
-    if report.result.rejected > limit:
-        lines.append(f"  … and {report.result.rejected - limit} more")
-    if report.rejects_path:
-        lines.append(f"Rejected rows written to {report.rejects_path}")
-    return lines

@@ -109,9 +109,7 @@ def test_interaction_to_email_through_a_celery_worker(tmp_path: Path) -> None:
         assert message["To"] == "ana@example.com"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         html = next(
-            part.get_content()
-            for part in message.walk()
-            if part.get_content_type() == "text/html"
+            part.get_content() for part in message.walk() if part.get_content_type() == "text/html"
         )
         links = [f"?score={n}" for n in range(11)]
         assert all(link in html for link in links)

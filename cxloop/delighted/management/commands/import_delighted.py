@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
+from django.core.management.base import BaseCommand, CommandParser
 
 from cxloop.accounts.services import audit
 from cxloop.core.commands import get_workspace
-from cxloop.delighted.importing import import_delighted, report_lines
-from cxloop.imports.reader import CsvError, CsvFile
-from cxloop.imports.services import ImportReport
+from cxloop.delighted.importing import import_delighted
+from cxloop.imports.cli import report_lines, run_with_progress
 
 
 class Command(BaseCommand):
@@ -37,28 +34,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         workspace = get_workspace(options["workspace"])
         path: Path = options["file"]
-        if not path.is_file():
-            raise CommandError(f"no such file: {path}")
-        bar = tqdm(
-            total=path.stat().st_size, unit="B", unit_scale=True,
-            desc=f"import Delighted {options['kind']}",
-            disable=options["no_progress"] or None, file=sys.stderr, mininterval=0.5,
-        )  # fmt: skip
-
-        def progress(csv_file: CsvFile, report: ImportReport) -> None:
-            bar.update(csv_file.bytes_read - bar.n)
-            bar.set_postfix(rows=report.rows, rejected=report.result.rejected, refresh=False)
-
-        try:
-            report = import_delighted(
+        report = run_with_progress(
+            path, f"import Delighted {options['kind']}", disable=options["no_progress"],
+            run=lambda progress: import_delighted(
                 workspace, options["kind"], path, survey_code=options["survey"],
                 encoding=options["encoding"], rejects_path=options["rejects"],
                 progress=progress,
-            )  # fmt: skip
-        except CsvError as exc:
-            raise CommandError(str(exc)) from None
-        finally:
-            bar.close()
+            ),
+        )  # fmt: skip
         audit(workspace, "import.completed", via="cli",
               changes={"kind": f"delighted-{options['kind']}", "file": path.name,
                        "rows": report.rows, "rejected": report.result.rejected})  # fmt: skip
