@@ -29,7 +29,6 @@ from cxloop.accounts.models import Workspace
 from cxloop.core import clock
 
 from .channels import Outcome, deliver
-from .definition import parse_rules
 from .models import (
     Decision,
     DecisionOutcome,
@@ -40,6 +39,7 @@ from .models import (
     SuppressionReason,
     TriggerCursor,
 )
+from .render import rules_of
 from .rules import choose_channel, evaluate_new, sweep
 from .schedule import local_zone, next_send_time
 from .suppression import load_index, suppress_address
@@ -216,7 +216,7 @@ def send(
             elif reminder and inv.answered_at is not None:
                 reason = Reason.ALREADY_ANSWERED
             elif inv.customer is not None and not inv.is_test:
-                choice = choose_channel(inv.customer, parse_rules(inv.survey.rules), index)
+                choice = choose_channel(inv.customer, rules_of(inv.survey), index)
                 if choice.channel is None:
                     reason = choice.reason
                 elif choice.channel != inv.delivery_channel:
@@ -276,7 +276,7 @@ def _apply(
     sent: list[Invitation],
 ) -> None:
     inv = outcome.invitation
-    rules = parse_rules(inv.survey.rules)
+    rules = rules_of(inv.survey)
     if outcome.ok:
         counts["sent"] += 1
         sent.append(inv)

@@ -3,27 +3,42 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
 
-from .definition import PLACEHOLDERS, SurveyDefinition, fill, parse_definition, texts_for
+from .definition import (
+    PLACEHOLDERS,
+    Rules,
+    SurveyDefinition,
+    fill,
+    parse_definition,
+    parse_rules,
+    texts_for,
+)
 from .models import Invitation, Survey
 
 
 @functools.lru_cache(maxsize=256)
 def _parsed(pk: int, updated_at: Any, raw: str) -> SurveyDefinition:
-    import json
-
     return parse_definition(json.loads(raw))
 
 
 def definition_of(survey: Survey) -> SurveyDefinition:
     """The validated definition, parsed once per survey version."""
-    import json
-
     return _parsed(survey.pk, survey.updated_at, json.dumps(survey.definition, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_rules(pk: int, updated_at: Any, raw: str) -> Rules:
+    return parse_rules(json.loads(raw))
+
+
+def rules_of(survey: Survey) -> Rules:
+    """The validated rules, parsed once per survey version (the dispatcher asks per message)."""
+    return _parsed_rules(survey.pk, survey.updated_at, json.dumps(survey.rules, sort_keys=True))
 
 
 class _Context(Mapping[str, str]):
