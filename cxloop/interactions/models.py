@@ -8,6 +8,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from cxloop.core.models import WorkspaceScoped
+from cxloop.organisation.models import Placed
 
 # Operational events are interactions with a type of their own; these are the well-known ones
 # (a workspace may send any other slug).
@@ -16,7 +17,7 @@ OPERATIONAL_EVENT_TYPES = frozenset(
 )
 
 
-class Interaction(WorkspaceScoped):
+class Interaction(Placed, WorkspaceScoped):
     source = models.CharField(max_length=64, help_text=_("The system that sent it, e.g. crm."))
     external_id = models.CharField(max_length=128)
     customer = models.ForeignKey(
@@ -24,25 +25,6 @@ class Interaction(WorkspaceScoped):
     )
     type = models.CharField(max_length=64)
     occurred_at = models.DateTimeField()
-    touchpoint = models.ForeignKey(
-        "organisation.Touchpoint",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    branch = models.ForeignKey(
-        "organisation.Branch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    employee = models.ForeignKey(
-        "organisation.Employee", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    product = models.ForeignKey(
-        "organisation.Product", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    channel = models.ForeignKey(
-        "organisation.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
     attributes: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

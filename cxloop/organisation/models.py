@@ -131,3 +131,31 @@ class Touchpoint(Coded):
         verbose_name = _("touchpoint")
         verbose_name_plural = _("touchpoints")
         constraints = [unique_code("touchpoint")]
+
+
+class Placed(models.Model):
+    """Where an experience happened: the references an interaction carries and its invitation
+    and response copy, so that every report can group by them without a join."""
+
+    branch = models.ForeignKey(
+        "organisation.Branch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    employee = models.ForeignKey(
+        "organisation.Employee", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    product = models.ForeignKey(
+        "organisation.Product", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel = models.ForeignKey(
+        "organisation.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    touchpoint = models.ForeignKey(
+        "organisation.Touchpoint",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        abstract = True

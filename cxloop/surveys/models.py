@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from cxloop.core import clock
 from cxloop.core.models import Timestamped, WorkspaceScoped
+from cxloop.organisation.models import Placed
 
 
 def new_token() -> str:
@@ -105,7 +106,7 @@ class InvitationStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
-class Invitation(WorkspaceScoped):
+class Invitation(Placed, WorkspaceScoped):
     """One customer asked to answer one survey, by one channel, once."""
 
     survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="invitations")
@@ -136,26 +137,6 @@ class Invitation(WorkspaceScoped):
     # Placeholder values an API caller gave for this invitation, over the names cxloop knows
     # (e.g. Delighted's question_product_name fills {product}).
     placeholders: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
-    # Where the experience happened (copied from the interaction), for caps and the funnel.
-    branch = models.ForeignKey(
-        "organisation.Branch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    employee = models.ForeignKey(
-        "organisation.Employee", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    product = models.ForeignKey(
-        "organisation.Product", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    channel = models.ForeignKey(
-        "organisation.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    touchpoint = models.ForeignKey(
-        "organisation.Touchpoint",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
 
     status = models.CharField(
         max_length=12, choices=InvitationStatus.choices, default=InvitationStatus.SCHEDULED
@@ -287,7 +268,7 @@ class ResponseSource(models.TextChoices):
     IMPORT = "import", _("Imported")
 
 
-class Response(WorkspaceScoped):
+class Response(Placed, WorkspaceScoped):
     external_id = models.CharField(max_length=128)
     survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="responses")
     invitation = models.OneToOneField(
@@ -319,25 +300,6 @@ class Response(WorkspaceScoped):
     may_contact = models.BooleanField(null=True, blank=True)
     contact_phone = models.CharField(max_length=20, blank=True)
     is_test = models.BooleanField(default=False)
-    branch = models.ForeignKey(
-        "organisation.Branch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    employee = models.ForeignKey(
-        "organisation.Employee", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    product = models.ForeignKey(
-        "organisation.Product", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    channel = models.ForeignKey(
-        "organisation.Channel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    touchpoint = models.ForeignKey(
-        "organisation.Touchpoint",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
