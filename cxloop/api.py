@@ -33,7 +33,8 @@ api = NinjaAPI(
     description=(
         "Push customers and interactions from your CRM/ERP and read them back; configure "
         "surveys, read and import responses, unsubscribe customers and see why a customer "
-        "was or wasn't surveyed. "
+        "was or wasn't surveyed; work the closed loop's cases (call-back, reassign, call "
+        "attempts, close) and its problem register. "
         "Authenticate with `Authorization: Bearer <key>`; create keys with "
         "`cxloop apikey create` or on the API keys page. Errors are JSON: "
         '`{"detail": "…", "errors": {"field": ["message"]}}`.'
@@ -87,6 +88,7 @@ def on_bad_cursor(request: HttpRequest, exc: InvalidCursor) -> HttpResponse:
 
 
 def _register() -> None:
+    from cxloop.cases import api as cases
     from cxloop.customers.api import router as customers
     from cxloop.interactions.api import router as interactions
     from cxloop.surveys import api as surveys
@@ -97,6 +99,8 @@ def _register() -> None:
     api.add_router("/surveys", surveys.surveys, tags=["surveys"])
     api.add_router("/unsubscribes", surveys.unsubscribes, tags=["unsubscribes"])
     api.add_router("/decisions", surveys.decisions, tags=["decisions"])
+    api.add_router("/cases", cases.cases, tags=["cases"])
+    api.add_router("/problems", cases.problems, tags=["problems"])
 
 
 _register()

@@ -120,6 +120,8 @@ INSTALLED_APPS = [
     "cxloop.imports",
     "cxloop.surveys",
     "cxloop.delighted",
+    "cxloop.webhooks",
+    "cxloop.cases",
 ]
 
 MIDDLEWARE = [
@@ -291,6 +293,16 @@ CELERY_BEAT_SCHEDULE = {
     },
     "delighted-tick": {
         "task": "delighted.tick",
+        "schedule": float(DISPATCH_INTERVAL),
+        "options": {"expires": max(1.0, DISPATCH_INTERVAL - 0.5)},
+    },
+    "cases-tick": {
+        "task": "cases.tick",
+        "schedule": float(DISPATCH_INTERVAL),
+        "options": {"expires": max(1.0, DISPATCH_INTERVAL - 0.5)},
+    },
+    "webhooks-tick": {
+        "task": "webhooks.tick",
         "schedule": float(DISPATCH_INTERVAL),
         "options": {"expires": max(1.0, DISPATCH_INTERVAL - 0.5)},
     },

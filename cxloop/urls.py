@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from cxloop.accounts import views as accounts_views
 from cxloop.api import api
+from cxloop.cases.urls import problem_urls
 from cxloop.core import views as core_views
 
 urlpatterns = [
@@ -16,8 +17,11 @@ urlpatterns = [
     path("settings/audit-log", accounts_views.audit_log, name="audit_log"),
     path("settings/people", accounts_views.people, name="people"),
     path("settings/people/<int:pk>", accounts_views.person, name="person"),
+    path("settings/webhooks/", include("cxloop.webhooks.urls")),
     path("imports/", include("cxloop.imports.urls")),
     path("surveys/", include("cxloop.surveys.urls")),
+    path("cases/", include("cxloop.cases.urls")),
+    path("problems/", include(problem_urls)),
     path("s/", include("cxloop.surveys.urls_public")),
     path("webhooks/", include("cxloop.surveys.urls_webhooks")),
     path("admin/", admin.site.urls),

@@ -350,7 +350,8 @@ def _responses(workspace: Workspace, survey: Survey, rows: list[_Row]) -> BatchR
         for row in owners
         if row.response is not None
     ]
-    result = import_responses(workspace, items)
+    # History is not news: no webhook events for a past export.
+    result = import_responses(workspace, items, notify=False)
     for err in result.errors:
         owner = owners[err["index"]]
         for name, messages in err["errors"].items():

@@ -27,11 +27,8 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 import uuid
-from collections import Counter, defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +36,7 @@ import requests
 from django.db.models import F
 from django.dispatch import receiver
 
-from cxloop.core import clock
+from cxloop.core import clock, outbox
 from cxloop.customers.models import Customer
 from cxloop.surveys.models import Response, Suppression, SuppressionReason
 from cxloop.surveys.signals import customer_unsubscribed, response_saved
@@ -246,32 +243,32 @@ def _record(attempt: Attempt, now: dt.datetime) -> str:
 
 
 def deliver_due(now: dt.datetime | None = None) -> dict[str, int]:
-    """Post the deliveries that are due; counts of delivered, retry, deferred and failed."""
-    now = now or clock.now()
-    counts: Counter[str] = Counter()
-    began = time.monotonic()
-    with ThreadPoolExecutor(WORKERS, "cxloop-webhooks") as pool:
-        while time.monotonic() - began < TICK_BUDGET:
-            ids = list(
-                WebhookDelivery.objects.filter(
-                    status=WebhookDelivery.Status.PENDING,
-                    next_attempt_at__lte=now,
-                    endpoint__is_active=True,
-                )
-                .order_by("next_attempt_at", "pk")
-                .values_list("pk", flat=True)[:BATCH]
+    """Post the deliveries that are due; counts of delivered, retry, deferred and failed.
+
+    One thread per endpoint posts its events in order (a receiver sees a response's
+    ``.created`` before its ``.updated``).
+    """
+    moment = now or clock.now()
+
+    def due() -> list[int]:
+        return list(
+            WebhookDelivery.objects.filter(
+                status=WebhookDelivery.Status.PENDING,
+                next_attempt_at__lte=moment,
+                endpoint__is_active=True,
             )
-            if not ids:
-                break
-            # One thread per endpoint, posting its events in order (a receiver sees a
-            # response's .created before its .updated); only HTTP runs in the threads, every
-            # database write stays on this connection.
-            per_endpoint: dict[int, list[Attempt]] = defaultdict(list)
-            for delivery in _claim(ids, now):
-                per_endpoint[delivery.endpoint_id].append(Attempt(delivery))
-            for attempts in pool.map(_post_in_order, per_endpoint.values()):
-                for attempt in attempts:
-                    counts[_record(attempt, now)] += 1
-            if len(ids) < BATCH:
-                break
-    return dict(counts)
+            .order_by("next_attempt_at", "pk")
+            .values_list("pk", flat=True)[:BATCH]
+        )
+
+    return outbox.drain(
+        due=due,
+        claim=lambda ids: _claim(ids, moment),
+        attempt=Attempt,
+        post_in_order=_post_in_order,
+        record=lambda attempt: _record(attempt, moment),
+        batch=BATCH,
+        workers=WORKERS,
+        budget=TICK_BUDGET,
+        thread_name="cxloop-webhooks",
+    )

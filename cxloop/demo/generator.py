@@ -1533,6 +1533,13 @@ def _generate(
     summary.counts.update(step.finish(progress))
     if people is not None:
         summary.planted = step.planted()
+        if options.interactions:
+            # The closed loop of the last weeks' detractors, and HQ's problem register.
+            from cxloop.demo import cases
+
+            progress.start("closed loop", 1)
+            summary.counts.update(cases.build(workspace, timeline.end, options.seed))
+            progress.advance(1)
     summary.first_day = timeline.first_day
     summary.last_day = timeline.last_day
     summary.end = timeline.end

@@ -33,6 +33,7 @@ from cxloop.core.validation import BatchResult, error_dict
 from cxloop.customers.models import Customer
 from cxloop.interactions.models import Interaction
 from cxloop.organisation.models import Branch, Channel, Employee, Product, Touchpoint
+from cxloop.webhooks import events as webhook_events
 
 from .definition import SurveyDefinition
 from .models import Response, ResponseSource, Survey
@@ -316,8 +317,14 @@ def _existing(workspace: Workspace, external_ids: set[str]) -> set[str]:
     return found
 
 
-def import_responses(workspace: Workspace, raw_items: Sequence[Any]) -> BatchResult:
-    """Each item ends up accepted, duplicate or rejected (with its index and reasons)."""
+def import_responses(
+    workspace: Workspace, raw_items: Sequence[Any], *, notify: bool = True
+) -> BatchResult:
+    """Each item ends up accepted, duplicate or rejected (with its index and reasons).
+
+    ``notify=False`` imports history: no ``response.created`` webhook events (the closed
+    loop's sweep still ignores answers older than a week).
+    """
     result = BatchResult()
     now = clock.now()
     valid: list[tuple[int, ResponseIn]] = []
@@ -348,7 +355,12 @@ def import_responses(workspace: Workspace, raw_items: Sequence[Any]) -> BatchRes
             rows.append(row)
 
     if rows:
-        inserted = insert_responses(rows)
+        # One transaction for the rows and their webhook events (an outbox); no savepoint of
+        # its own, and one query when no endpoint wants response.created.
+        with transaction.atomic(savepoint=False):
+            inserted = insert_responses(rows)
+            if notify:
+                webhook_events.emit_imported(workspace, rows)
         result.accepted += inserted
         result.duplicates += len(rows) - inserted  # inserted meanwhile by another request
     result.errors.sort(key=lambda e: e["index"])

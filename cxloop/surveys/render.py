@@ -101,3 +101,43 @@ def unsubscribe_url(invitation: Invitation) -> str:
 
 def open_pixel_url(invitation: Invitation) -> str:
     return f"{settings.SITE_URL}/s/{invitation.token}/o.gif"
+
+
+def answer_rows(
+    definition: SurveyDefinition,
+    answers: Mapping[str, Any],
+    lang: str,
+    context: Mapping[str, str] | None = None,
+    *,
+    contact: bool = True,
+) -> list[tuple[str, str]]:
+    """A response's answers after the score, as (question, answer) in the survey's words:
+    option labels for choices, "yes"/"no" for the call-back question (left out with
+    ``contact=False``), competitors with their scores. ``context`` fills the placeholders."""
+    from django.utils.translation import gettext as _
+
+    from .definition import SCORE_TYPES
+
+    rows: list[tuple[str, str]] = []
+    for question in definition.questions:
+        if question.type in SCORE_TYPES or (question.type == "contact" and not contact):
+            continue
+        value = answers.get(question.code)
+        if value is None:
+            continue
+        text = question.text.get(lang) or question.text[definition.default_language]
+        if context is not None:
+            text = fill(text, context)
+        if question.type in ("single", "multiple"):
+            labels = {o.code: o.text.get(lang) or o.code for o in question.options}
+            chosen = [value] if isinstance(value, str) else list(value)
+            shown = ", ".join(labels.get(c, c) for c in chosen)
+        elif question.type == "contact":
+            shown = _("yes") if value.get("may_contact") else _("no")
+        elif question.type == "competitors":
+            scores = value.get("scores") or {}
+            shown = ", ".join(f"{name}: {scores.get(name, '—')}" for name in value.get("uses", []))
+        else:
+            shown = str(value)
+        rows.append((text, shown))
+    return rows

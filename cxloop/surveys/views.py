@@ -565,8 +565,7 @@ def response_detail(request: HttpRequest, pk: int) -> HttpResponse:
     The number the customer confirmed for a call-back is shown only to those who may see
     customers' contact details.
     """
-    from .definition import SCORE_TYPES
-    from .render import definition_of
+    from .render import answer_rows, definition_of
 
     workspace = request.workspace  # type: ignore[attr-defined]
     response = Response.get_for_workspace(workspace, pk=pk)
@@ -575,26 +574,7 @@ def response_detail(request: HttpRequest, pk: int) -> HttpResponse:
     definition = definition_of(response.survey)
     language = get_language() or definition.default_language
     lang = definition.pick_language(language)
-    rows: list[tuple[str, str]] = []
-    for question in definition.questions:
-        if question.type in SCORE_TYPES:
-            continue
-        value = response.answers.get(question.code)
-        if value is None:
-            continue
-        text = question.text.get(lang) or question.text[definition.default_language]
-        if question.type in ("single", "multiple"):
-            labels = {o.code: o.text.get(lang) or o.code for o in question.options}
-            chosen = [value] if isinstance(value, str) else list(value)
-            shown = ", ".join(labels.get(c, c) for c in chosen)
-        elif question.type == "contact":
-            shown = _("yes") if value.get("may_contact") else _("no")
-        elif question.type == "competitors":
-            scores = value.get("scores") or {}
-            shown = ", ".join(f"{name}: {scores.get(name, '—')}" for name in value.get("uses", []))
-        else:
-            shown = str(value)
-        rows.append((text, shown))
+    rows = answer_rows(definition, response.answers, lang)
     membership = request.membership  # type: ignore[attr-defined]
     return render(
         request,

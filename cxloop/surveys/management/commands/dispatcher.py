@@ -17,9 +17,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
+from cxloop.cases.services import tick as cases_tick
 from cxloop.core import clock
 from cxloop.delighted.tasks import heartbeat as delighted_heartbeat
 from cxloop.surveys import dispatch
+from cxloop.webhooks.delivery import deliver_due as deliver_webhooks
 
 log = logging.getLogger("cxloop.surveys.dispatcher")
 
@@ -50,6 +52,11 @@ class Command(BaseCommand):
                 stats = dispatch.tick(send_now, interval=interval, now=now)
                 # Delighted compatibility: Autopilot members due, outgoing webhooks due.
                 stats.update(delighted_heartbeat(now))
+                # The closed loop: missed cases opened, reminders, escalations, e-mails.
+                stats.update(cases_tick(now))
+                # cxloop's own webhooks due, the events just recorded included ("hooks_": the
+                # Delighted ones count as "webhooks_").
+                stats.update({f"hooks_{k}": v for k, v in deliver_webhooks(now).items()})
                 if began - last_flag > 3600:
                     from cxloop.accounts.models import Workspace
                     from cxloop.surveys.funnel import flag_silent_accounts
