@@ -62,6 +62,22 @@ def active_employees(workspace: Workspace) -> QuerySet[Employee]:
     return Employee.objects.filter(workspace=workspace, is_active=True).order_by("name", "code")
 
 
+def assignable_employees(workspace: Workspace, keep: int | None = None) -> QuerySet[Employee]:
+    """Who a case can go to: active employees with a cxloop login (they see it in their
+    inbox) or who manage people (a supervisor, a branch manager: escalations go to them), and
+    the current assignee (``keep``) whatever they are. Front-line staff are left out: the
+    list stays short in a company of thousands."""
+    managing = Q(user__isnull=False) | Q(reports__isnull=False) | Q(managed_branches__isnull=False)
+    condition = Q(is_active=True) & managing
+    if keep is not None:
+        condition |= Q(pk=keep)
+    return (
+        Employee.objects.filter(Q(workspace=workspace) & condition)
+        .distinct()
+        .order_by("name", "code")
+    )
+
+
 def reason_choices(workspace: Workspace, keep: QuerySet[ReasonCode] | None = None) -> Any:
     """The workspace's active reason codes, and any inactive one already chosen (``keep``)."""
     condition = Q(is_active=True)
@@ -138,11 +154,13 @@ class AssignForm(forms.Form):
     )
     note = forms.CharField(label=_("Why"), required=False, max_length=2000)
 
-    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, workspace: Workspace, current: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["assignee"]
         assert isinstance(field, EmployeeChoiceField)
-        field.queryset = active_employees(workspace)
+        field.queryset = assignable_employees(workspace, current)
 
 
 class ReopenForm(forms.Form):

@@ -890,15 +890,18 @@ def visible_cases(membership: Membership) -> QuerySet[Case]:
     mine = list(my_employees(membership).values_list("pk", flat=True))
     if not mine:
         return cases.none()
+    # Ids first, then the case's own indexed columns: an OR across joins would make the
+    # database read every open case of the workspace (benchmarks/cases.py).
     teams = Team.objects.filter(Q(employees__supervisor__in=mine) | Q(employees__in=mine)).values(
         "pk"
     )
-    return cases.filter(
-        Q(assignee__in=mine)
-        | Q(employee__supervisor__in=mine)
-        | Q(employee__team__in=teams)
-        | Q(branch__manager__in=mine)
+    people = list(
+        Employee.objects.filter(Q(supervisor__in=mine) | Q(team__in=teams)).values_list(
+            "pk", flat=True
+        )
     )
+    branches = list(Branch.objects.filter(manager__in=mine).values_list("pk", flat=True))
+    return cases.filter(Q(assignee__in=mine) | Q(employee__in=people) | Q(branch__in=branches))
 
 
 def can_see_contacts(membership: Membership) -> bool:

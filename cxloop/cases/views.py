@@ -323,7 +323,9 @@ def _case_forms(case: Case, bound: dict[str, forms.Form]) -> dict[str, forms.For
             },
         ),
         "close": CloseForm,
-        "assign": lambda: AssignForm(workspace=workspace, initial={"assignee": case.assignee_id}),
+        "assign": lambda: AssignForm(
+            workspace=workspace, current=case.assignee_id, initial={"assignee": case.assignee_id}
+        ),
         "reopen": ReopenForm,
         "coaching": CoachingForm,
         "escalate": lambda: EscalateForm(workspace=workspace),
@@ -443,7 +445,7 @@ def _case_action(request: HttpRequest, case: Case, action: str) -> tuple[forms.F
             _("Case closed."),
         )
     if action == "assign":
-        form = AssignForm(post, workspace=workspace)
+        form = AssignForm(post, workspace=workspace, current=case.assignee_id)
         return form, _apply(
             request,
             form,
