@@ -88,6 +88,9 @@ def on_bad_cursor(request: HttpRequest, exc: InvalidCursor) -> HttpResponse:
 
 
 def _register() -> None:
+    from cxloop.analytics.api import router as analytics
+    from cxloop.analytics.api_more import router as analytics_more
+    from cxloop.analytics.api_plan import router as analytics_plan
     from cxloop.cases import api as cases
     from cxloop.customers.api import router as customers
     from cxloop.interactions.api import router as interactions
@@ -101,6 +104,9 @@ def _register() -> None:
     api.add_router("/decisions", surveys.decisions, tags=["decisions"])
     api.add_router("/cases", cases.cases, tags=["cases"])
     api.add_router("/problems", cases.problems, tags=["problems"])
+    api.add_router("/analytics", analytics, tags=["analytics"])
+    api.add_router("/analytics", analytics_plan, tags=["analytics"])
+    api.add_router("/analytics", analytics_more, tags=["analytics"])
 
 
 _register()

@@ -96,3 +96,13 @@ def smtp(settings: Any) -> Iterator[Mailbox]:
     settings.EMAIL_TIMEOUT = 5
     yield mailbox
     controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """Each test starts in the default language: a request in Russian must not leave its
+    translation active for the next test in the same thread."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -122,6 +123,7 @@ INSTALLED_APPS = [
     "cxloop.delighted",
     "cxloop.webhooks",
     "cxloop.cases",
+    "cxloop.analytics",
 ]
 
 MIDDLEWARE = [
@@ -301,6 +303,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(DISPATCH_INTERVAL),
         "options": {"expires": max(1.0, DISPATCH_INTERVAL - 0.5)},
     },
+    "analytics-refresh": {
+        "task": "analytics.refresh",
+        "schedule": float(DISPATCH_INTERVAL),
+        "options": {"expires": max(1.0, DISPATCH_INTERVAL - 0.5)},
+    },
     "webhooks-tick": {
         "task": "webhooks.tick",
         "schedule": float(DISPATCH_INTERVAL),
@@ -315,6 +322,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "imports.purge_old_files",
         "schedule": 3600.0,
         "options": {"expires": 3000},
+    },
+    # The weekly NPS digest (docs/digest.md), Mondays 07:00 UTC; once per reader and week.
+    "analytics-weekly-digest": {
+        "task": "analytics.weekly_digest",
+        "schedule": crontab(minute=0, hour=7, day_of_week=1),
+        "options": {"expires": 6 * 24 * 3600},
     },
 }
 

@@ -28,6 +28,7 @@ from django.db.models import Model
 from pydantic import ValidationError
 
 from cxloop.accounts.models import Workspace
+from cxloop.analytics.rollups import mark_responses as mark_rollup_days
 from cxloop.core import clock
 from cxloop.core.validation import BatchResult, error_dict
 from cxloop.customers.models import Customer
@@ -359,6 +360,7 @@ def import_responses(
         # its own, and one query when no endpoint wants response.created.
         with transaction.atomic(savepoint=False):
             inserted = insert_responses(rows)
+            mark_rollup_days(rows, workspace)  # the days the NPS rollups must recompute
             if notify:
                 webhook_events.emit_imported(workspace, rows)
         result.accepted += inserted

@@ -160,6 +160,8 @@ def test_an_api_key_is_shown_once_works_and_stops_working_when_revoked(
     ingest_interactions(workspace, [{"source": "crm", "external_id": "I1", "customer": "C1",
                                      "type": "call", "occurred_at": clock.now().isoformat()}])  # fmt: skip
     login(page, make_user(workspace, Role.ADMIN))
+    # The workspace's settings are one menu in the header.
+    page.click("header.top nav summary:has-text('Settings')")
     page.click("header.top nav >> text=API keys")
     page.fill("#id_name", "Help desk")
     page.check("input[name=scopes][value=read]")

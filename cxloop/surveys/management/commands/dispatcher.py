@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
+from cxloop.analytics.rollups import tick as analytics_tick
 from cxloop.cases.services import tick as cases_tick
 from cxloop.core import clock
 from cxloop.delighted.tasks import heartbeat as delighted_heartbeat
@@ -54,6 +55,7 @@ class Command(BaseCommand):
                 stats.update(delighted_heartbeat(now))
                 # The closed loop: missed cases opened, reminders, escalations, e-mails.
                 stats.update(cases_tick(now))
+                stats.update(analytics_tick(now))  # NPS rollups of changed days
                 # cxloop's own webhooks due, the events just recorded included ("hooks_": the
                 # Delighted ones count as "webhooks_").
                 stats.update({f"hooks_{k}": v for k, v in deliver_webhooks(now).items()})
@@ -63,6 +65,12 @@ class Command(BaseCommand):
 
                     for workspace in Workspace.objects.all():
                         flag_silent_accounts(workspace)
+                    if now.isoweekday() == 1 and now.hour >= 7:
+                        # Monday's digests, as Celery beat sends them; once a week per
+                        # reader, however often this runs.
+                        from cxloop.analytics.digest import send_all
+
+                        send_all(now)
                     last_flag = began
             except Exception:
                 if options["once"]:

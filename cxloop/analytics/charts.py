@@ -1,0 +1,279 @@
+"""The dashboard's charts: NPS per group with its interval, the trend with its band, and the
+weekday-by-hour heat map. Vega-Lite specs built with altair, rendered to SVG on the server by
+``cxloop.core.charts.render_svg`` (no JavaScript in the browser).
+
+Each builder takes plain rows (dicts the view also puts in its tables) and returns an SVG
+string, or None when there is nothing to draw. A group with fewer answers than ``min_n`` is
+drawn lighter: its interval is wide and it is never flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import altair as alt
+from django.utils.translation import gettext as _
+
+from cxloop.core import charts
+
+BAD = "#c8322b"
+# The chart's own width; the page's CSS scales the SVG to the panel.
+WIDTH = 1090
+# At most this many bars: an "employee" breakdown may hold hundreds of people.
+MAX_BARS = 40
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}"
+
+
+def groups_svg(
+    rows: Sequence[dict[str, Any]], overall: float | None, min_n: int, width: int = WIDTH
+) -> str | None:
+    """Horizontal bars, one per group: the NPS from 0, its interval as a black line, the
+    company's NPS as a dashed rule. Below-average groups are red, small ones light."""
+    drawn = [row for row in rows if row["nps"] is not None][:MAX_BARS]
+    if not drawn:
+        return None
+    data = [
+        {
+            "label": row["label"],
+            "nps": row["nps"],
+            "low": row["ci_low"],
+            "high": row["ci_high"],
+            # The label goes after the interval, or after 0 for a bar that points left.
+            "label_at": max(row["ci_high"], 0.0),
+            "tone": "below" if row["below_average"] else ("small" if row["n"] < min_n else "ok"),
+            "text": f"{_fmt(row['nps'])}  (n {row['n']})",
+            "description": _("%(label)s: NPS %(nps)s, interval %(low)s to %(high)s, n %(n)s")
+            % {
+                "label": row["label"],
+                "nps": _fmt(row["nps"]),
+                "low": _fmt(row["ci_low"]),
+                "high": _fmt(row["ci_high"]),
+                "n": row["n"],
+            },
+        }
+        for row in drawn
+    ]
+    order = [row["label"] for row in data]
+    x_scale = alt.Scale(domain=[-100, 100], nice=False)
+    base = alt.Chart(alt.Data(values=data)).encode(
+        y=alt.Y(
+            "label:N",
+            title=None,
+            sort=order,
+            axis=alt.Axis(
+                labelLimit=220,
+                domain=False,
+                ticks=False,
+                labelPadding=8,
+                labelColor=charts.INK,
+                labelFontSize=13,
+            ),
+        )
+    )
+    bars = base.mark_bar(height={"band": 0.62}, cornerRadiusEnd=2).encode(
+        x=alt.X(
+            "nps:Q",
+            title=_("NPS"),
+            scale=x_scale,
+            axis=alt.Axis(values=[-100, -50, 0, 50, 100], domain=False, ticks=False),
+        ),
+        x2=alt.X2Datum(0),
+        color=alt.Color(
+            "tone:N",
+            scale=alt.Scale(
+                domain=["ok", "below", "small"], range=[charts.BRAND, BAD, charts.BRAND_LIGHT]
+            ),
+            legend=None,
+        ),
+        description=alt.Description("description:N"),
+    )
+    errors = base.mark_rule(color=charts.INK, strokeWidth=1.5).encode(
+        x=alt.X("low:Q", scale=x_scale), x2="high:Q"
+    )
+    labels = base.mark_text(align="left", dx=6, color=charts.MUTED, fontSize=12).encode(
+        x=alt.X("label_at:Q", scale=x_scale), text="text:N"
+    )
+    layers: list[Any] = [bars, errors, labels]
+    if overall is not None:
+        layers.append(
+            alt.Chart(alt.Data(values=[{"overall": overall}]))
+            .mark_rule(color=charts.MUTED, strokeDash=[4, 3])
+            .encode(x=alt.X("overall:Q", scale=x_scale))
+        )
+    chart = (
+        alt.layer(*layers)
+        .properties(
+            width=width,
+            height={"step": 28},
+            autosize=alt.AutoSizeParams(type="fit-x", contains="padding"),
+            description=_("NPS by group with its interval"),
+            # Room on the right for the label after an interval that reaches 100.
+            padding={"left": 4, "top": 6, "bottom": 4, "right": 96},
+        )
+        .configure(**charts._config())
+    )
+    return charts.render_svg(chart)
+
+
+def trend_svg(
+    rows: Sequence[dict[str, Any]], min_n: int, width: int = WIDTH, unit: str = "week"
+) -> str | None:
+    """The NPS per period as a line over its interval band; n written under each point when
+    the periods are few enough to read them. Periods with fewer than ``min_n`` answers are
+    hollow points."""
+    drawn = [row for row in rows if row["nps"] is not None]
+    if not drawn:
+        return None
+    data = [
+        {
+            "start": row["start"].isoformat(),
+            "nps": row["nps"],
+            "low": row["ci_low"],
+            "high": row["ci_high"],
+            "n": row["n"],
+            "n_text": f"n {row['n']}",
+            "small": row["n"] < min_n,
+            "description": _("%(period)s: NPS %(nps)s, interval %(low)s to %(high)s, n %(n)s")
+            % {
+                "period": row["label"],
+                "nps": _fmt(row["nps"]),
+                "low": _fmt(row["ci_low"]),
+                "high": _fmt(row["ci_high"]),
+                "n": row["n"],
+            },
+        }
+        for row in drawn
+    ]
+    # Room under the band for the row of n.
+    low = max(-100.0, min(row["low"] for row in data) - 12)
+    high = min(100.0, max(row["high"] for row in data) + 5)
+    y_scale = alt.Scale(domain=[low, high], nice=True, zero=False)
+    fmt = {"day": "%d %b", "week": "%d %b", "month": "%b %Y"}.get(unit, "%d %b")
+    x = alt.X(
+        "start:T",
+        title=None,
+        # Room at both ends for the text centred on the first and the last point.
+        scale=alt.Scale(type="utc", padding=28),
+        axis=alt.Axis(format=fmt, labelOverlap="greedy", labelSeparation=8, grid=False),
+    )
+    base = alt.Chart(alt.Data(values=data)).encode(x=x)
+    band = base.mark_area(color=charts.BRAND, opacity=0.15).encode(
+        y=alt.Y("low:Q", scale=y_scale, title=None, axis=alt.Axis(domain=False, ticks=False)),
+        y2="high:Q",
+    )
+    line = base.mark_line(color=charts.BRAND, strokeWidth=2).encode(y=alt.Y("nps:Q", scale=y_scale))
+    points = base.mark_point(size=46, strokeWidth=2, color=charts.BRAND).encode(
+        y=alt.Y("nps:Q", scale=y_scale),
+        fill=alt.condition(alt.datum.small, alt.value("white"), alt.value(charts.BRAND)),
+        description=alt.Description("description:N"),
+    )
+    layers: list[Any] = [band, line, points]
+    if len(data) <= 16:
+        layers.append(
+            base.mark_text(dy=-12, color=charts.INK, fontSize=12).encode(
+                y=alt.Y("nps:Q", scale=y_scale), text=alt.Text("nps:Q", format=".0f")
+            )
+        )
+        layers.append(
+            base.mark_text(baseline="bottom", dy=-4, color=charts.MUTED, fontSize=11).encode(
+                y=alt.YDatum(low, scale=y_scale), text="n_text:N"
+            )
+        )
+    chart = (
+        alt.layer(*layers)
+        .properties(
+            width=width,
+            height=240,
+            autosize=alt.AutoSizeParams(type="fit", contains="padding"),
+            description=_("NPS per period with its interval"),
+            padding={"left": 4, "top": 10, "bottom": 4, "right": 12},
+        )
+        .configure(**charts._config())
+    )
+    return charts.render_svg(chart)
+
+
+def heatmap_svg(
+    cells: Sequence[dict[str, Any]],
+    weekdays: Sequence[str],
+    min_n: int,
+    width: int = WIDTH,
+) -> str | None:
+    """Weekday rows and hour columns, coloured by NPS (red below 0, blue above), the NPS and n
+    written in each cell. A below-average cell has a dark frame; a small one is faded."""
+    drawn = [cell for cell in cells if cell["nps"] is not None]
+    if not drawn:
+        return None
+    data = [
+        {
+            "weekday": cell["weekday_label"],
+            "hour": f"{cell['hour']:02d}",
+            "nps": cell["nps"],
+            "nps_text": _fmt(cell["nps"]),
+            "n_text": f"n {cell['n']}",
+            "small": cell["n"] < min_n,
+            "below": bool(cell["below_average"]),
+            # White on the dark ends of the scale; a faded cell is light whatever its colour.
+            "light_text": abs(cell["nps"]) >= 55 and cell["n"] >= min_n,
+            "description": _(
+                "%(weekday)s %(hour)s:00: NPS %(nps)s, interval %(low)s to %(high)s, n %(n)s"
+            )
+            % {
+                "weekday": cell["weekday_label"],
+                "hour": f"{cell['hour']:02d}",
+                "nps": _fmt(cell["nps"]),
+                "low": _fmt(cell["ci_low"]),
+                "high": _fmt(cell["ci_high"]),
+                "n": cell["n"],
+            },
+        }
+        for cell in drawn
+    ]
+    hours = sorted({row["hour"] for row in data})
+    base = alt.Chart(alt.Data(values=data)).encode(
+        x=alt.X(
+            "hour:O",
+            title=_("Hour"),
+            sort=hours,
+            axis=alt.Axis(labelAngle=0, domain=False, ticks=False, orient="top"),
+        ),
+        y=alt.Y(
+            "weekday:O",
+            title=None,
+            sort=list(weekdays),
+            axis=alt.Axis(domain=False, ticks=False, labelColor=charts.INK, labelFontSize=13),
+        ),
+    )
+    rects = base.mark_rect(cornerRadius=3).encode(
+        color=alt.Color(
+            "nps:Q",
+            title=_("NPS"),
+            scale=alt.Scale(scheme="redblue", domain=[-100, 100], domainMid=0),
+            legend=alt.Legend(orient="right", gradientLength=180),
+        ),
+        opacity=alt.condition(alt.datum.small, alt.value(0.45), alt.value(1.0)),
+        stroke=alt.condition(alt.datum.below, alt.value(charts.INK), alt.value("white")),
+        strokeWidth=alt.condition(alt.datum.below, alt.value(2.5), alt.value(1)),
+        description=alt.Description("description:N"),
+    )
+    text_color = alt.condition(alt.datum.light_text, alt.value("white"), alt.value(charts.INK))
+    scores = base.mark_text(dy=-6, fontSize=12, fontWeight="bold").encode(
+        text="nps_text:N", color=text_color
+    )
+    counts = base.mark_text(dy=8, fontSize=9).encode(text="n_text:N", color=text_color)
+    chart = (
+        alt.layer(rects, scores, counts)
+        .properties(
+            width=width,
+            height={"step": 40},
+            autosize=alt.AutoSizeParams(type="fit-x", contains="padding"),
+            description=_("NPS by weekday and hour"),
+            padding={"left": 4, "top": 4, "bottom": 4, "right": 4},
+        )
+        .configure(**charts._config())
+    )
+    return charts.render_svg(chart)

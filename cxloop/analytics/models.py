@@ -1,0 +1,128 @@
+"""Rollups of NPS answers: score histograms per (survey, local day[, hour], dimension value).
+
+A cell holds how many answers had each score 0..10 (``s0`` … ``s10``), so the promoter and
+detractor thresholds of a survey are applied when reading and changing them needs no rebuild.
+``kind`` says which single dimension the cell splits by (``all``: no split); ``entity_id`` is
+the id of the branch, employee, product, channel or touchpoint (``None``: the response had
+none), ``segment`` the customer's segment (kind ``segment`` only). Region, team and stage are
+read through their branch, employee and touchpoint, so moving a branch to another region needs
+no rebuild. The cells of a (survey, local day) are recomputed from the raw responses whenever
+the day is marked in ``DirtyDay`` (``rollups.py``). Days are those of the workspace's time zone.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+# The dimension kinds of the cells, and those the hourly table keeps (not employee: too many).
+DAILY_KINDS = ("all", "branch", "employee", "product", "channel", "touchpoint", "segment")
+HOURLY_KINDS = ("all", "branch", "product", "channel", "touchpoint", "segment")
+SCORES = tuple(range(11))
+
+
+class Cell(models.Model):
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    survey = models.ForeignKey("surveys.Survey", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    kind = models.CharField(max_length=10)
+    entity_id = models.BigIntegerField(null=True, blank=True)
+    segment = models.CharField(max_length=64, blank=True)
+    s0 = models.PositiveIntegerField(default=0)
+    s1 = models.PositiveIntegerField(default=0)
+    s2 = models.PositiveIntegerField(default=0)
+    s3 = models.PositiveIntegerField(default=0)
+    s4 = models.PositiveIntegerField(default=0)
+    s5 = models.PositiveIntegerField(default=0)
+    s6 = models.PositiveIntegerField(default=0)
+    s7 = models.PositiveIntegerField(default=0)
+    s8 = models.PositiveIntegerField(default=0)
+    s9 = models.PositiveIntegerField(default=0)
+    s10 = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.survey_id} {self.day} {self.kind} {self.entity_id or self.segment}"
+
+    def histogram(self) -> tuple[int, ...]:
+        return tuple(getattr(self, f"s{i}") for i in SCORES)
+
+
+class DailyCell(Cell):
+    class Meta:
+        verbose_name = _("daily NPS cell")
+        verbose_name_plural = _("daily NPS cells")
+        indexes = [
+            models.Index(fields=["survey", "kind", "day"], name="analytics_daily_survey"),
+            models.Index(fields=["workspace", "kind", "day"], name="analytics_daily_ws"),
+        ]
+
+
+class HourlyCell(Cell):
+    hour = models.PositiveSmallIntegerField()
+
+    class Meta:
+        verbose_name = _("hourly NPS cell")
+        verbose_name_plural = _("hourly NPS cells")
+        indexes = [
+            models.Index(fields=["survey", "kind", "day"], name="analytics_hourly_survey"),
+            models.Index(fields=["workspace", "kind", "day"], name="analytics_hourly_ws"),
+        ]
+
+
+class DirtyDay(models.Model):
+    """A (survey, local day) whose cells must be recomputed. Plain ids, no foreign keys: a row
+    is written while its survey may be being deleted (cascades send ``post_delete``).
+    ``token`` changes at every mark, so a refresh that read the responses before a newer change
+    leaves the mark in place."""
+
+    workspace_id = models.BigIntegerField()
+    survey_id = models.BigIntegerField()
+    day = models.DateField()
+    token = models.CharField(max_length=32)
+    marked_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("dirty rollup day")
+        verbose_name_plural = _("dirty rollup days")
+        constraints = [
+            models.UniqueConstraint(fields=["survey_id", "day"], name="analytics_dirty_unique")
+        ]
+        indexes = [models.Index(fields=["workspace_id", "day"], name="analytics_dirty_ws")]
+
+    def __str__(self) -> str:
+        return f"{self.survey_id} {self.day}"
+
+
+class RollupState(models.Model):
+    """The time zone the cells of a workspace were built in; another one means a rebuild."""
+
+    workspace = models.OneToOneField(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+"
+    )
+    time_zone = models.CharField(max_length=64)
+    built_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("rollup state")
+        verbose_name_plural = _("rollup states")
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id} {self.time_zone}"
+
+
+class NpsThresholds(models.Model):
+    """A survey's own promoter and detractor thresholds (absent: 9-10 promote, 0-6 detract)."""
+
+    survey = models.OneToOneField("surveys.Survey", on_delete=models.CASCADE, related_name="+")
+    promoter_min = models.PositiveSmallIntegerField(default=9)
+    detractor_max = models.PositiveSmallIntegerField(default=6)
+
+    class Meta:
+        verbose_name = _("NPS thresholds")
+        verbose_name_plural = _("NPS thresholds")
+
+    def __str__(self) -> str:
+        return f"{self.survey_id}: {self.promoter_min}/{self.detractor_max}"
