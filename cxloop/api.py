@@ -89,6 +89,7 @@ def on_bad_cursor(request: HttpRequest, exc: InvalidCursor) -> HttpResponse:
 
 def _register() -> None:
     from cxloop.analytics.api import router as analytics
+    from cxloop.analytics.api_initiatives import router as analytics_initiatives
     from cxloop.analytics.api_more import router as analytics_more
     from cxloop.analytics.api_plan import router as analytics_plan
     from cxloop.cases import api as cases
@@ -107,6 +108,7 @@ def _register() -> None:
     api.add_router("/analytics", analytics, tags=["analytics"])
     api.add_router("/analytics", analytics_plan, tags=["analytics"])
     api.add_router("/analytics", analytics_more, tags=["analytics"])
+    api.add_router("/analytics", analytics_initiatives, tags=["analytics"])
 
 
 _register()

@@ -9,6 +9,7 @@ drawn lighter: its interval is wide and it is never flagged.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -120,11 +121,16 @@ def groups_svg(
 
 
 def trend_svg(
-    rows: Sequence[dict[str, Any]], min_n: int, width: int = WIDTH, unit: str = "week"
+    rows: Sequence[dict[str, Any]],
+    min_n: int,
+    width: int = WIDTH,
+    unit: str = "week",
+    annotations: Sequence[tuple[dt.date, str]] = (),
 ) -> str | None:
     """The NPS per period as a line over its interval band; n written under each point when
     the periods are few enough to read them. Periods with fewer than ``min_n`` answers are
-    hollow points."""
+    hollow points. ``annotations``: (day, label) pairs drawn as dashed vertical rules with
+    the label at the top (the initiatives of ``initiatives.annotations``)."""
     drawn = [row for row in rows if row["nps"] is not None]
     if not drawn:
         return None
@@ -158,7 +164,15 @@ def trend_svg(
         title=None,
         # Room at both ends for the text centred on the first and the last point.
         scale=alt.Scale(type="utc", padding=28),
-        axis=alt.Axis(format=fmt, labelOverlap="greedy", labelSeparation=8, grid=False),
+        # Ticks on the periods themselves (a month's ticks at every half-month would label
+        # each month twice; a week's would fall on Sundays).
+        axis=alt.Axis(
+            format=fmt,
+            values=[row["start"] for row in data],
+            labelOverlap="greedy",
+            labelSeparation=8,
+            grid=False,
+        ),
     )
     base = alt.Chart(alt.Data(values=data)).encode(x=x)
     band = base.mark_area(color=charts.BRAND, opacity=0.15).encode(
@@ -182,6 +196,25 @@ def trend_svg(
             base.mark_text(baseline="bottom", dy=-4, color=charts.MUTED, fontSize=11).encode(
                 y=alt.YDatum(low, scale=y_scale), text="n_text:N"
             )
+        )
+    if annotations:
+        marks = alt.Chart(
+            alt.Data(
+                values=[
+                    {"start": day.isoformat(), "note": label[:40], "description": label}
+                    for day, label in annotations
+                ]
+            )
+        ).encode(x=x)
+        layers.append(
+            marks.mark_rule(color=charts.INK, strokeDash=[5, 3], strokeWidth=1.2).encode(
+                description=alt.Description("description:N")
+            )
+        )
+        layers.append(
+            marks.mark_text(
+                align="left", baseline="top", dx=4, dy=2, color=charts.INK, fontSize=11
+            ).encode(y=alt.value(0), text="note:N")
         )
     chart = (
         alt.layer(*layers)

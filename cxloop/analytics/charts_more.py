@@ -66,7 +66,7 @@ def pareto_svg(rows: Sequence[dict[str, Any]], width: int = WIDTH) -> str | None
     bars = base.mark_bar(color=charts.BRAND, cornerRadiusTopLeft=2, cornerRadiusTopRight=2).encode(
         y=alt.Y(
             "share:Q",
-            title=_("% of detractors"),
+            title=_("Share of detractors, %"),
             scale=y_scale,
             axis=alt.Axis(values=[0, 25, 50, 75, 100], domain=False, ticks=False),
         ),

@@ -12,6 +12,7 @@ the day is marked in ``DirtyDay`` (``rollups.py``). Days are those of the worksp
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -126,3 +127,42 @@ class NpsThresholds(models.Model):
 
     def __str__(self) -> str:
         return f"{self.survey_id}: {self.promoter_min}/{self.detractor_max}"
+
+
+class Initiative(models.Model):
+    """A named change (a new queue system, a price change, a training) that took effect on
+    ``date`` (a local day of the workspace) where its scope says: the branches and products it
+    names, none meaning everywhere, and the NPS survey to judge it by (``None``: all of them).
+    Its before/after numbers are computed when read (``initiatives.py``), never stored."""
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    date = models.DateField(_("date it took effect"))
+    branches = models.ManyToManyField(
+        "organisation.Branch", blank=True, related_name="+", verbose_name=_("branches")
+    )
+    products = models.ManyToManyField(
+        "organisation.Product", blank=True, related_name="+", verbose_name=_("products")
+    )
+    survey = models.ForeignKey(
+        "surveys.Survey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("survey"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("initiative")
+        verbose_name_plural = _("initiatives")
+        ordering = ["-date", "-pk"]
+        indexes = [models.Index(fields=["workspace", "date"], name="analytics_initiative_date")]
+
+    def __str__(self) -> str:
+        return self.name

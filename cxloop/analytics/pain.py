@@ -67,6 +67,7 @@ FILTERS: dict[str, str] = {
     "region": "branch__region__code",
     "branch": "branch__code",
     "employee": "employee__code",
+    "product": "product__code",
 }
 
 

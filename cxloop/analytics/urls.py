@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_more, views_plan
+from . import views, views_initiatives, views_more, views_plan, views_report
 
 app_name = "analytics"
 urlpatterns = [
@@ -11,4 +11,7 @@ urlpatterns = [
     path("planner", views_plan.planner_page, name="planner"),
     path("pain", views_more.pain, name="pain"),
     path("competitors", views_more.competitors, name="competitors"),
+    path("initiatives", views_initiatives.initiatives_page, name="initiatives"),
+    path("initiatives/<int:pk>", views_initiatives.initiative_page, name="initiative"),
+    path("report.pdf", views_report.report_pdf, name="report_pdf"),
 ]

@@ -457,7 +457,9 @@ def _download(dashboard: Dashboard, fmt: str, table: str, by: str, period: Perio
 # --- the page ------------------------------------------------------------------------------
 
 
-def _charts(dashboard: Dashboard, every: str) -> tuple[dict[str, str | None], bool]:
+def _charts(
+    dashboard: Dashboard, every: str, annotations: Sequence[tuple[dt.date, str]] = ()
+) -> tuple[dict[str, str | None], bool]:
     from . import charts
 
     drawn: dict[str, str | None] = {}
@@ -465,7 +467,9 @@ def _charts(dashboard: Dashboard, every: str) -> tuple[dict[str, str | None], bo
     overall = dashboard.result.overall.nps
     builders: dict[str, Callable[[], str | None]] = {
         "groups": lambda: charts.groups_svg(dashboard.groups, overall, MIN_N),
-        "trend": lambda: charts.trend_svg(dashboard.trend, MIN_N, unit=every),
+        "trend": lambda: charts.trend_svg(
+            dashboard.trend, MIN_N, unit=every, annotations=annotations
+        ),
         "heatmap": lambda: charts.heatmap_svg(dashboard.heatmap, weekday_labels(), MIN_N),
     }
     for name, draw in builders.items():
@@ -552,7 +556,20 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         table = request.GET.get("table", "groups")
         return _download(board, fmt, table if table in TABLES else "groups", by, period)
 
-    drawn, charts_failed = _charts(board, every)
+    # The initiatives dated in the period mark the trend (not for a supervisor's own view).
+    marks: list[tuple[dt.date, str]] = []
+    if not scoped:
+        from .initiatives import chart_annotations
+
+        marks = chart_annotations(
+            workspace,
+            period.since,
+            period.until,
+            branches=filters.get("branch", ()),
+            regions=filters.get("region", ()),
+            survey=form.surveys.get(chosen["survey"]),
+        )
+    drawn, charts_failed = _charts(board, every, marks)
     query = request.GET.copy()
     query.pop("format", None)
     query.pop("table", None)

@@ -8,7 +8,9 @@ page's CSS (``.chart svg {max-width: 100%; height: auto}``) scales it to the col
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import altair as alt
@@ -23,7 +25,22 @@ INK = "#1d2433"
 MUTED = "#5c6577"
 GRID = "#e3e7ee"
 # The page's own font stack: the browser draws the SVG's text with the page's fonts.
-FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif'
+FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", "Noto Sans", sans-serif'
+
+
+def _register_bundled_font() -> None:
+    """Charts turned into PNG (the digest, the PDF report) are drawn by vl-convert with the
+    fonts it knows: add Noto Sans from its wheel, so that Cyrillic and ș/ț render on a machine
+    without system fonts."""
+    try:
+        import fontpkg_noto_sans
+
+        vl_convert.register_font_directory(str(Path(fontpkg_noto_sans.ROOT) / "files"))
+    except Exception:  # pragma: no cover - the system's fonts remain
+        logging.getLogger(__name__).warning("chart_font_not_registered", exc_info=True)
+
+
+_register_bundled_font()
 
 # Width of the chart in the full-width panel of the home page (the panel's inner width at the
 # page's maximum width); narrower screens scale the SVG down.
