@@ -16,8 +16,12 @@ being emptied in between so that each starts from the same state:
 Row counts are checked after every phase; a failed check makes the exit status 1.
 
 ``--suite surveys`` runs only the survey benchmarks (invitations from interaction to a local SMTP
-server with one Celery worker; the respondent's page under load), ``--suite ingest`` only the
-above; the default, ``all``, runs both and prints one report.
+server with one Celery worker; the respondent's page under load), ``--suite cases`` only the
+closed loop (response to open case with one Celery worker; the inbox and case pages with 100,000
+open cases, see ``benchmarks/cases.py``), ``--suite ingest`` only the above; the default,
+``all``, runs the three and prints one report. ``--suite analytics`` (not part of ``all``) loads
+10,000,000 responses and times the NPS API and dashboards against DuckDB over a Parquet export
+(``benchmarks/analytics.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from pathlib import Path
 
 import psutil
 
-from . import data, surveys
+from . import analytics, cases, data, surveys
 from .backends import Backend, Postgres, Sqlite, now, pg_available
 from .cpu import CpuMeter, postgres_backends, process_tree
 from .latency import LatencyResult, run_open_loop
@@ -125,6 +129,8 @@ class Results:
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     surveys: surveys.SurveyResults = field(default_factory=surveys.SurveyResults)
+    cases: cases.CaseResults = field(default_factory=cases.CaseResults)
+    analytics: analytics.AnalyticsResults = field(default_factory=analytics.AnalyticsResults)
 
     def check(self, name: str, ok: bool, detail: str = "") -> bool:
         self.checks.append((name, ok, detail))
@@ -552,6 +558,17 @@ def report(
             f"surveys: {args.invitations:,} invitations, the respondent's page at "
             f"{args.page_rate:g} requests/s for {args.page_seconds:g} s"
         )
+    if args.suite in ("cases", "all"):
+        what.append(
+            f"closed loop: {args.cases:,} open cases, {args.case_responses:,} detractors at "
+            f"{args.case_rate:g}/s, pages at {args.case_page_rate:g} requests/s for "
+            f"{args.case_page_seconds:g} s"
+        )
+    if args.suite == "analytics":
+        what.append(
+            f"analytics: {args.responses:,} responses, the NPS API at {args.api_rate:g} "
+            f"requests/s for {args.api_seconds:g} s a question"
+        )
     print()
     print(
         f"cxloop benchmark ({'; '.join(what)}); "
@@ -569,6 +586,8 @@ def report(
     if results.measures or results.latencies:
         report_ingestion(results)
     surveys.report(results.surveys)
+    cases.report(results.cases)
+    analytics.report(results.analytics)
     print()
     print("Sanity checks:")
     for name, ok, detail in results.checks:
@@ -585,9 +604,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--suite",
-        choices=["ingest", "surveys", "all"],
+        choices=["ingest", "surveys", "cases", "analytics", "all"],
         default="all",
-        help="Which benchmarks: ingestion, surveys or both (default all).",
+        help="Which benchmarks: ingestion, surveys, the closed loop (cases), all three (default) "
+        "or analytics (10,000,000 responses; not part of all).",
     )
     parser.add_argument("--rows", type=int, help="Interactions per phase (default 200,000).")
     parser.add_argument(
@@ -623,7 +643,55 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--page-seconds", type=float, help="Surveys: seconds of page load (default 20; 5 quick)."
     )
+    parser.add_argument(
+        "--cases", type=int, help="Cases: open cases seeded (default 100,000; 10,000 quick)."
+    )
+    parser.add_argument(
+        "--case-responses",
+        type=int,
+        help="Cases: detractor answers timed to their case (default 300; 50 quick).",
+    )
+    parser.add_argument(
+        "--case-rate", type=float, default=10.0, help="Cases: answers per second (default 10)."
+    )
+    parser.add_argument(
+        "--case-page-rate",
+        type=float,
+        default=20.0,
+        help="Cases: page requests/s (default 20).",
+    )
+    parser.add_argument(
+        "--case-page-seconds",
+        type=float,
+        help="Cases: seconds of load per page (default 20; 5 quick).",
+    )
+    parser.add_argument(
+        "--responses",
+        type=int,
+        help="Analytics: responses loaded (default 10,000,000; 1,000,000 quick).",
+    )
+    parser.add_argument(
+        "--api-rate", type=float, default=5.0, help="Analytics: NPS API requests/s (default 5)."
+    )
+    parser.add_argument(
+        "--api-seconds",
+        type=float,
+        help="Analytics: seconds of load per question (default 20; 5 quick).",
+    )
     args = parser.parse_args(argv)
+    args.responses = args.responses or (1_000_000 if args.quick else 10_000_000)
+    if args.api_seconds is None:
+        args.api_seconds = 5.0 if args.quick else 20.0
+    if args.responses < 1 or args.api_rate <= 0 or args.api_seconds <= 0:
+        parser.error("--responses, --api-rate and --api-seconds must be positive")
+    args.cases = args.cases or (10_000 if args.quick else 100_000)
+    args.case_responses = args.case_responses or (50 if args.quick else 300)
+    if args.case_page_seconds is None:
+        args.case_page_seconds = 5.0 if args.quick else 20.0
+    if min(args.cases, args.case_responses, args.case_rate, args.case_page_rate) <= 0 or (
+        args.case_page_seconds <= 0
+    ):
+        parser.error("--cases, --case-responses and the case rates and seconds must be positive")
     args.invitations = args.invitations or (1_000 if args.quick else 5_000)
     if args.page_seconds is None:
         args.page_seconds = 5.0 if args.quick else 20.0
@@ -651,16 +719,17 @@ def main(argv: list[str] | None = None) -> int:
     wanted = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
     ingest = args.suite in ("ingest", "all")
     survey = args.suite in ("surveys", "all")
+    closed_loop = args.suite in ("cases", "all") and "postgres" in wanted
     results = Results()
     if pg_version is None:
         if "postgres" in wanted:
             print("PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres)", file=sys.stderr)
             return 2
         results.notes.append("PostgreSQL not reachable: no COPY reference, shares are n/a.")
-    if survey and "postgres" in wanted and not surveys.redis_available():
+    if (closed_loop or (survey and "postgres" in wanted)) and not surveys.redis_available():
         print(
             f"Redis is not reachable at {surveys.REDIS_HOST}:{surveys.REDIS_PORT} (the survey "
-            "benchmark's Celery broker); use --suite ingest or --backend sqlite",
+            "benchmarks' Celery broker); use --suite ingest or --backend sqlite",
             file=sys.stderr,
         )
         return 2
@@ -682,6 +751,29 @@ def main(argv: list[str] | None = None) -> int:
                 page_rate=args.page_rate,
                 page_seconds=args.page_seconds,
             )
+        if closed_loop:
+            cases.bench(
+                results.cases,
+                results.check,
+                cases=args.cases,
+                responses=args.case_responses,
+                rate=args.case_rate,
+                page_rate=args.case_page_rate,
+                page_seconds=args.case_page_seconds,
+            )
+        elif args.suite == "cases":
+            results.notes.append("The closed-loop benchmark needs PostgreSQL: nothing ran.")
+        if args.suite == "analytics" and "postgres" in wanted:
+            analytics.bench(
+                results.analytics,
+                results.check,
+                responses=args.responses,
+                customers=analytics.CUSTOMERS,
+                rate=args.api_rate,
+                seconds=args.api_seconds,
+            )
+        elif args.suite == "analytics":
+            results.notes.append("The analytics benchmark needs PostgreSQL: nothing ran.")
     except (KeyboardInterrupt, SystemExit):
         results.check("the benchmark ran to its end", False, "interrupted")
         raise

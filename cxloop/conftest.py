@@ -106,3 +106,11 @@ def _default_language() -> Iterator[None]:
 
     yield
     translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_charts() -> None:
+    """Each test draws its charts: one that makes rendering fail must not find them kept."""
+    from cxloop.core import charts
+
+    charts.clear_cache()

@@ -8,6 +8,8 @@ page's CSS (``.chart svg {max-width: 100%; height: auto}``) scales it to the col
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,17 +94,32 @@ def _config() -> dict[str, Any]:
 
 
 def render_svg(chart: alt.TopLevelMixin) -> str:
-    """The chart as an SVG document (a string that starts with ``<svg``)."""
-    spec = chart.to_dict()
+    """The chart as an SVG document (a string that starts with ``<svg``).
+
+    Rendering is the costly part of a dashboard (vl-convert runs Vega in-process: tens to
+    hundreds of milliseconds a chart), so the SVG is kept per process for the same spec and
+    language: a chart whose data changed is a new spec, drawn afresh. The spec is built
+    without altair's JSON-schema validation, which our own builders do not need at run time.
+    """
+    spec = chart.to_dict(validate=False)
     spec.pop("$schema", None)
-    language = _language()
+    return _render(json.dumps(spec, sort_keys=True, default=str), _language())
+
+
+@functools.lru_cache(maxsize=256)
+def _render(spec: str, language: str) -> str:
     svg: str = vl_convert.vegalite_to_svg(
-        spec,
+        json.loads(spec),
         allowed_base_urls=[],
         format_locale=_format_locale(language),
         time_format_locale=_TIME_LOCALES.get(language, "en-GB"),
     )
     return svg
+
+
+def clear_cache() -> None:
+    """Forget the rendered charts (tests that make rendering fail)."""
+    _render.cache_clear()
 
 
 def _monday(day: dt.date) -> dt.date:
