@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from ninja import Query, Router
 
 from cxloop.accounts.models import Workspace
-from cxloop.core.api import Invalid, require_scope
+from cxloop.core.api import Invalid, check_aware, require_scope
 from cxloop.surveys.models import Survey
 
 from .queries import ENTITY_DIMENSIONS, NpsQuery, QueryError, nps, payload
@@ -29,13 +29,7 @@ def nps_view(request: HttpRequest, params: Query[NpsParams]) -> dict[str, Any]:
     correction at FDR 0.05 that decides `below_average`)."""
     require_scope(request, "read")
     workspace: Workspace = request.workspace  # type: ignore[attr-defined]
-    errors = {
-        name: [f"{name} needs a time-zone offset, e.g. 2026-10-01T00:00:00Z or +03:00"]
-        for name in ("since", "until")
-        if (value := getattr(params, name)) is not None and value.tzinfo is None
-    }
-    if errors:
-        raise Invalid("the request is not valid", errors)
+    check_aware(params)
     survey = None
     if params.survey is not None:
         survey = Survey.objects.filter(workspace=workspace, code=params.survey).first()

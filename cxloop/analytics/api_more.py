@@ -14,7 +14,7 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from cxloop.accounts.models import Workspace
-from cxloop.core.api import Invalid, require_scope
+from cxloop.core.api import Invalid, check_aware, require_scope
 from cxloop.surveys.models import Survey
 
 from . import competitors, pain
@@ -113,13 +113,7 @@ def _invalid(field: str, message: str) -> Invalid:
 def _common(request: HttpRequest, params: PeriodParams) -> tuple[Workspace, Survey | None]:
     require_scope(request, "read")
     workspace: Workspace = request.workspace  # type: ignore[attr-defined]
-    errors = {
-        name: [f"{name} needs a time-zone offset, e.g. 2026-10-01T00:00:00Z or +03:00"]
-        for name in ("since", "until")
-        if (value := getattr(params, name)) is not None and value.tzinfo is None
-    }
-    if errors:
-        raise Invalid("the request is not valid", errors)
+    check_aware(params)
     survey = None
     if params.survey is not None:
         survey = Survey.objects.filter(workspace=workspace, code=params.survey).first()

@@ -12,7 +12,7 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from cxloop.accounts.models import Workspace
-from cxloop.core.api import Invalid, require_scope
+from cxloop.core.api import Invalid, check_aware, require_scope
 from cxloop.surveys.models import Survey
 
 from . import drivers, planner, rollups
@@ -123,13 +123,7 @@ def drivers_view(request: HttpRequest, params: Query[DriversParams]) -> dict[str
     scored responses; reasons every response (or none) cites are listed in `dropped`."""
     require_scope(request, "read")
     workspace: Workspace = request.workspace  # type: ignore[attr-defined]
-    errors = {
-        name: [f"{name} needs a time-zone offset, e.g. 2026-10-01T00:00:00Z or +03:00"]
-        for name in ("since", "until")
-        if (value := getattr(params, name)) is not None and value.tzinfo is None
-    }
-    if errors:
-        raise Invalid("the request is not valid", errors)
+    check_aware(params)
     if params.since and params.until and params.since >= params.until:
         raise _invalid("until", "until must be after since")
     if params.kind not in drivers.KINDS:

@@ -28,7 +28,7 @@ from ninja.errors import HttpError
 
 from cxloop.accounts.models import ApiKey, Scope, Workspace
 from cxloop.accounts.services import audit
-from cxloop.core.api import Invalid, ListParams, list_page, require_scope
+from cxloop.core.api import Invalid, check_aware, list_page, require_scope
 from cxloop.organisation.models import Branch, Employee
 from cxloop.surveys.models import Response, Survey
 
@@ -73,18 +73,6 @@ def _contacts(request: HttpRequest) -> bool:
     """Only ``admin`` keys see the customer's phone: an integration that reads cases (a BI
     export, a dashboard) needs no personal data."""
     return Scope.ADMIN in _key(request).scopes
-
-
-def _check_aware(params: ListParams) -> None:
-    """since/until need an offset: a list read by another system must not depend on the
-    workspace's time zone setting."""
-    errors = {
-        name: [f"{name} needs a time-zone offset, e.g. 2026-10-01T00:00:00Z or +03:00"]
-        for name in ("since", "until")
-        if (value := getattr(params, name)) is not None and value.tzinfo is None
-    }
-    if errors:
-        raise Invalid(NOT_VALID, errors)
 
 
 M = TypeVar("M", bound=models.Model)
@@ -194,7 +182,7 @@ def _missing(case_id: int) -> Status[dict[str, Any]]:
 def list_cases(request: HttpRequest, params: Query[CaseParams]) -> dict[str, Any]:
     require_scope(request, "read")
     workspace = _workspace(request)
-    _check_aware(params)
+    check_aware(params)
     qs = _cases(workspace)
     if params.response is not None:
         pk = (
@@ -408,7 +396,7 @@ def _audited(changes: dict[str, Any]) -> dict[str, Any]:
 def list_problems(request: HttpRequest, params: Query[ProblemParams]) -> dict[str, Any]:
     require_scope(request, "read")
     workspace = _workspace(request)
-    _check_aware(params)
+    check_aware(params)
     qs = _problems(workspace)
     if params.status:
         qs = qs.filter(status__in=_choices(params.status, ProblemStatus.values, "status"))

@@ -25,6 +25,19 @@ class Invalid(Exception):
         self.errors = errors
 
 
+def check_aware(params: Any) -> None:
+    """``since``/``until`` of a read must carry an offset: a list or a figure read by another
+    system must not depend on the workspace's time zone setting (unlike ingestion, there is no
+    CRM convention to follow). 422 naming each field that lacks one."""
+    errors = {
+        name: [f"{name} needs a time-zone offset, e.g. 2026-10-01T00:00:00Z or +03:00"]
+        for name in ("since", "until")
+        if (value := getattr(params, name, None)) is not None and value.tzinfo is None
+    }
+    if errors:
+        raise Invalid("the request is not valid", errors)
+
+
 def require_scope(request: HttpRequest, scope: str) -> None:
     key = request.api_key  # type: ignore[attr-defined]
     if not key.has_scope(scope):

@@ -25,6 +25,7 @@ from cxloop.core.api import (
     ListParams,
     batch_answer,
     batch_docs,
+    check_aware,
     check_batch_size,
     iso,
     list_page,
@@ -60,18 +61,6 @@ decisions = Router()
 def _workspace(request: HttpRequest) -> Workspace:
     workspace: Workspace = request.workspace  # type: ignore[attr-defined]
     return workspace
-
-
-def _check_aware(params: ListParams) -> None:
-    """since/until must carry an offset: a list read by another system must not depend on
-    the workspace's time zone setting (unlike ingestion, there is no CRM convention to follow)."""
-    errors = {
-        name: [f"{name} needs a time-zone offset, e.g. 2026-10-01T00:00:00Z or +03:00"]
-        for name in ("since", "until")
-        if (value := getattr(params, name)) is not None and value.tzinfo is None
-    }
-    if errors:
-        raise Invalid("the request is not valid", errors)
 
 
 def _survey_id(workspace: Workspace, code: str) -> int:
@@ -181,7 +170,7 @@ def post_responses_batch(request: HttpRequest, payload: BatchIn) -> dict[str, An
 def list_responses(request: HttpRequest, params: Query[ResponseParams]) -> dict[str, Any]:
     require_scope(request, "read")
     workspace = _workspace(request)
-    _check_aware(params)
+    check_aware(params)
     qs = Response.objects.filter(workspace=workspace, is_test=False)
     if params.survey is not None:
         qs = qs.filter(survey_id=_survey_id(workspace, params.survey))
@@ -359,7 +348,7 @@ def post_unsubscribe(request: HttpRequest, payload: UnsubscribeIn) -> Status[dic
 def list_unsubscribes(request: HttpRequest, params: Query[ListParams]) -> dict[str, Any]:
     require_scope(request, "read")
     workspace = _workspace(request)
-    _check_aware(params)
+    check_aware(params)
     qs = _unsubscribed(workspace).values(
         "id", "customer__external_id", "delivery_channel", "created_at", "source"
     )
@@ -402,7 +391,7 @@ DECISION_FIELDS = (
 def list_decisions(request: HttpRequest, params: Query[DecisionParams]) -> Status[dict[str, Any]]:
     require_scope(request, "read")
     workspace = _workspace(request)
-    _check_aware(params)
+    check_aware(params)
     customer = _customer(workspace, params.customer)
     if customer is None:
         return Status(404, {"detail": f"no customer with external_id {params.customer!r}"})
