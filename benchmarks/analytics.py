@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from . import surveys
+from . import inprocess, surveys
 from .backends import Backend, Postgres
 from .cpu import CpuMeter, process_tree
 from .latency import BROWSER_HEADERS, LatencyResult, run_calls
@@ -354,9 +354,7 @@ def capture(paths: list[tuple[str, str]], key: str, cookie: str, explain: str) -
     """In the subprocess: each API path once through the test client (after one warm-up
     request) with its queries; ``explain``: "none", "slowest" (EXPLAIN ANALYZE of the slowest
     query of each) or "all"."""
-    from django.db import DatabaseError, connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     out: dict[str, Any] = {}
     api = Client(HTTP_HOST=HOST, HTTP_AUTHORIZATION=f"Bearer {key}")
@@ -365,36 +363,7 @@ def capture(paths: list[tuple[str, str]], key: str, cookie: str, explain: str) -
     pages.cookies[name] = value
     for label, path in paths:
         client = api if path.startswith("/api/") else pages
-        client.get(path)  # warm
-        cpu = []
-        for _ in range(3):  # this process's CPU for the request, SQL excluded
-            started = time.process_time()
-            client.get(path)
-            cpu.append(time.process_time() - started)
-        with CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
-            answer = client.get(path)
-            seconds = time.perf_counter() - started
-        captured = [(float(q["time"]), q["sql"]) for q in queries.captured_queries]
-        ranked = sorted(captured, key=lambda q: -q[0])
-        chosen = {"none": [], "slowest": ranked[:1], "all": captured}[explain]
-        plans = []
-        for _, sql in chosen:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
-                    plans.append([sql, "\n".join(str(row[0]) for row in cursor.fetchall())])
-            except DatabaseError as exc:  # a statement EXPLAIN does not take
-                plans.append([sql, f"(no plan: {exc})"])
-        out[label] = {
-            "status": answer.status_code,
-            "ms": 1000 * seconds,
-            "cpu_ms": 1000 * sorted(cpu)[1],
-            "queries": len(captured),
-            "db_ms": 1000 * sum(t for t, _ in captured),
-            "slowest": [[1000 * t, sql[:400]] for t, sql in ranked[:3]],
-            "plans": plans,
-        }
+        out[label] = inprocess.measure(client, path, explain)
     return out
 
 

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from . import surveys
+from . import inprocess, surveys
 from .backends import Backend, Postgres
 from .cpu import CpuMeter, process_tree
 from .latency import BROWSER_HEADERS, LatencyResult, run_calls
@@ -397,44 +397,13 @@ def capture(pages: list[tuple[str, str, str]], explain: str) -> dict[str, Any]:
     with its queries; ``pages`` is (label, path, session key). ``explain``: "none", "slowest"
     (EXPLAIN ANALYZE of the slowest query of each page) or "all"."""
     from django.conf import settings
-    from django.db import DatabaseError, connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     out: dict[str, Any] = {}
     for label, path, session in pages:
         client = Client(HTTP_HOST=HOST, HTTP_ACCEPT=BROWSER_HEADERS["Accept"])
         client.cookies[settings.SESSION_COOKIE_NAME] = session
-        client.get(path)  # warm: templates, translations
-        cpu = []
-        for _ in range(3):  # this process's CPU for the page: Python's share, without SQL's
-            started = time.process_time()
-            client.get(path)
-            cpu.append(time.process_time() - started)
-        with CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
-            page = client.get(path)
-            seconds = time.perf_counter() - started
-        captured = [(float(q["time"]), q["sql"]) for q in queries.captured_queries]
-        ranked = sorted(captured, key=lambda q: -q[0])
-        chosen = {"none": [], "slowest": ranked[:1], "all": captured}[explain]
-        plans = []
-        for _, sql in chosen:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
-                    plans.append([sql, "\n".join(str(row[0]) for row in cursor.fetchall())])
-            except DatabaseError as exc:  # a statement EXPLAIN does not take
-                plans.append([sql, f"(no plan: {exc})"])
-        out[label] = {
-            "status": page.status_code,
-            "ms": 1000 * seconds,
-            "cpu_ms": 1000 * sorted(cpu)[1],
-            "queries": len(captured),
-            "db_ms": 1000 * sum(t for t, _ in captured),
-            "slowest": [[1000 * t, sql[:400]] for t, sql in ranked[:3]],
-            "plans": plans,
-        }
+        out[label] = inprocess.measure(client, path, explain)
     return out
 
 

@@ -1,0 +1,46 @@
+"""One request measured inside a Django process (the benchmarks' ``capture`` steps): its CPU
+without SQL, its queries and their time, and the plan of the slowest (or of every) query."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def measure(client: Any, path: str, explain: str) -> dict[str, Any]:
+    """``client`` (a ``django.test.Client``) GETs ``path``: once to warm up, three times for
+    this process's CPU (the median), once with its queries captured. ``explain``: "none",
+    "slowest" (EXPLAIN ANALYZE of the slowest query) or "all"."""
+    from django.db import DatabaseError, connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.get(path)  # warm: templates, translations
+    cpu = []
+    for _ in range(3):  # this process's CPU for the request: Python's share, without SQL's
+        started = time.process_time()
+        client.get(path)
+        cpu.append(time.process_time() - started)
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        answer = client.get(path)
+        seconds = time.perf_counter() - started
+    captured = [(float(q["time"]), q["sql"]) for q in queries.captured_queries]
+    ranked = sorted(captured, key=lambda q: -q[0])
+    chosen = {"none": [], "slowest": ranked[:1], "all": captured}[explain]
+    plans = []
+    for _, sql in chosen:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+                plans.append([sql, "\n".join(str(row[0]) for row in cursor.fetchall())])
+        except DatabaseError as exc:  # a statement EXPLAIN does not take
+            plans.append([sql, f"(no plan: {exc})"])
+    return {
+        "status": answer.status_code,
+        "ms": 1000 * seconds,
+        "cpu_ms": 1000 * sorted(cpu)[1],
+        "queries": len(captured),
+        "db_ms": 1000 * sum(t for t, _ in captured),
+        "slowest": [[1000 * t, sql[:400]] for t, sql in ranked[:3]],
+        "plans": plans,
+    }
