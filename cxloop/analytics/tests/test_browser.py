@@ -151,3 +151,47 @@ def test_a_cx_manager_reads_the_nps_dashboard(
     with page.expect_download() as download:
         page.click('#groups a[data-format="xlsx"]')
     assert download.value.suggested_filename.endswith(".xlsx")
+
+
+def test_the_pain_map_ranks_the_reasons_detractors_cite(
+    page: Page,
+    live_server: Any,
+    workspace: Workspace,
+    make_user: Any,
+    login: Login,
+    tmp_path: Path,
+) -> None:
+    from cxloop.cases.models import ReasonCode
+
+    out = shots(tmp_path)
+    survey = make_survey(workspace)
+    ReasonCode.objects.create(workspace=workspace, code="waiting", labels={"en": "Waiting time"})
+    rng = random.Random(5)
+    now = clock.now()
+    # 300 answers over 60 days: detractors tick waiting (most), price or staff.
+    responses = []
+    for n in range(300):
+        score = rng.choice([0, 2, 4, 5, 6, 6, 7, 8, 9, 9, 10, 10])
+        reasons = []
+        if score <= 6:
+            reasons = [rng.choices(["waiting", "price", "staff"], [6, 3, 1])[0]]
+        responses.append(
+            Response(workspace=workspace, survey=survey, external_id=f"P{n}", score=score,
+                     answers={"reasons": reasons} if reasons else {},
+                     answered_at=now - dt.timedelta(days=rng.randint(0, 59), hours=2),
+                     source=ResponseSource.WEB)
+        )  # fmt: skip
+    Response.objects.bulk_create(responses)
+    rollups.mark_responses(responses)
+    citing_waiting = sum(1 for r in responses if r.answers.get("reasons") == ["waiting"])
+
+    login(page, make_user(workspace, Role.CX_MANAGER))
+    page.click("header.top nav >> text=Analytics")
+    page.click("#analytics-tabs >> text=Pain map")
+    assert page.locator("#pareto-chart svg").count() == 1
+    rows = page.locator("#reasons-table tr[data-code]")
+    # Ranked by the share of detractors citing them: waiting first, with its count.
+    assert rows.first.get_attribute("data-code") == "waiting"
+    assert str(citing_waiting) in rows.first.inner_text()
+    assert "Waiting time" in rows.first.inner_text()  # the reason code's label
+    page.screenshot(path=str(out / "analytics-pain.png"), full_page=True)
