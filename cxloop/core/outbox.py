@@ -13,6 +13,17 @@ D = TypeVar("D")  # a claimed delivery row
 A = TypeVar("A")  # one attempt to post it
 
 
+def due_ids(model: Any, now: Any, batch: int) -> list[int]:
+    """The ids of ``model``'s pending deliveries due at ``now`` for an active endpoint, oldest
+    first, at most ``batch`` (a delivery model with ``status``, ``next_attempt_at`` and an
+    ``endpoint`` with ``is_active``)."""
+    return list(
+        model.objects.filter(status="pending", next_attempt_at__lte=now, endpoint__is_active=True)
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:batch]
+    )
+
+
 def drain(
     *,
     due: Callable[[], list[int]],

@@ -211,19 +211,8 @@ def deliver_due(now: dt.datetime | None = None) -> dict[str, int]:
     """
     moment = now or clock.now()
 
-    def due() -> list[int]:
-        return list(
-            Delivery.objects.filter(
-                status=Delivery.Status.PENDING,
-                next_attempt_at__lte=moment,
-                endpoint__is_active=True,
-            )
-            .order_by("next_attempt_at", "pk")
-            .values_list("pk", flat=True)[:BATCH]
-        )
-
     return outbox.drain(
-        due=due,
+        due=lambda: outbox.due_ids(Delivery, moment, BATCH),
         claim=lambda ids: _claim(ids, moment),
         attempt=Attempt,
         post_in_order=_post_in_order,
