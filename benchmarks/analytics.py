@@ -1054,27 +1054,13 @@ def api_queries(
         backend, "queries", "--key", seeded.api_key, "--cookie", seeded.session_cookie,
         "--paths", json.dumps(window.targets()), "--explain", "slowest" if missed else "none",
     )  # fmt: skip
-    for label, row in info.items():
-        slowest = row["slowest"][0] if row["slowest"] else [0.0, ""]
-        results.queries[label] = (
-            f"{row['queries']} queries, {row['db_ms']:.0f} ms of SQL "
-            f"(slowest {slowest[0]:.0f}), {row['cpu_ms']:.0f} ms of CPU in-process"
-        )
-        if label not in missed:
-            continue
-        if row["db_ms"] < row["cpu_ms"] / 2:
-            results.notes.append(
-                f"{label} missed its target: in-process it spends {row['cpu_ms']:.0f} ms of "
-                f"Python CPU and {row['db_ms']:.0f} ms in SQL: the time goes to Python (the "
-                "statistics, the view, its charts and template), not to the database."
-            )
-            continue
-        for sql, plan in row["plans"]:
-            results.notes.append(
-                f"{label} missed its target; its slowest query ({slowest[0]:.1f} ms of "
-                f"{row['db_ms']:.0f} ms of SQL):\n  {sql[:600]} …\n"
-                + "\n".join(f"    {line}" for line in plan.splitlines())
-            )
+    inprocess.report(
+        info,
+        missed,
+        results.queries,
+        results.notes,
+        "Python (the statistics, the view, its charts and template)",
+    )
 
 
 def below_average_note(results: AnalyticsResults, answers: dict[str, Any]) -> None:

@@ -44,3 +44,36 @@ def measure(client: Any, path: str, explain: str) -> dict[str, Any]:
         "slowest": [[1000 * t, sql[:400]] for t, sql in ranked[:3]],
         "plans": plans,
     }
+
+
+def report(
+    info: dict[str, Any],
+    missed: set[str],
+    queries: dict[str, str],
+    notes: list[str],
+    python_cost: str,
+) -> None:
+    """Fill ``queries`` with each page's one-line summary and, for a page that ``missed`` its
+    target, add to ``notes`` where its time went: Python (``python_cost`` names what runs
+    there) when SQL is under half its CPU, else its slowest query's plan."""
+    for label, row in info.items():
+        slowest = row["slowest"][0] if row["slowest"] else [0.0, ""]
+        queries[label] = (
+            f"{row['queries']} queries, {row['db_ms']:.0f} ms of SQL "
+            f"(slowest {slowest[0]:.0f}), {row['cpu_ms']:.0f} ms of CPU in-process"
+        )
+        if label not in missed:
+            continue
+        if row["db_ms"] < row["cpu_ms"] / 2:
+            notes.append(
+                f"{label} missed its target: in-process it spends {row['cpu_ms']:.0f} ms of "
+                f"Python CPU and {row['db_ms']:.0f} ms in SQL: the time goes to "
+                f"{python_cost}, not to the database."
+            )
+            continue
+        for sql, plan in row["plans"]:
+            notes.append(
+                f"{label} missed its target; its slowest query ({slowest[0]:.1f} ms of "
+                f"{row['db_ms']:.0f} ms of SQL):\n  {sql[:600]} …\n"
+                + "\n".join(f"    {line}" for line in plan.splitlines())
+            )
