@@ -29,6 +29,29 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f}"
 
 
+def interval_description(row: dict[str, Any]) -> str:
+    """A bar's or dot's text for screen readers: its label, NPS, interval and n."""
+    return _("%(label)s: NPS %(nps)s, interval %(low)s to %(high)s, n %(n)s") % {
+        "label": row["label"],
+        "nps": _fmt(row["nps"]),
+        "low": _fmt(row["ci_low"]),
+        "high": _fmt(row["ci_high"]),
+        "n": row["n"],
+    }
+
+
+def label_axis() -> alt.Axis:
+    """The axis of group names beside horizontal bars or dots: long names, no ticks."""
+    return alt.Axis(
+        labelLimit=220,
+        domain=False,
+        ticks=False,
+        labelPadding=8,
+        labelColor=charts.INK,
+        labelFontSize=13,
+    )
+
+
 def groups_svg(
     rows: Sequence[dict[str, Any]], overall: float | None, min_n: int, width: int = WIDTH
 ) -> str | None:
@@ -47,14 +70,7 @@ def groups_svg(
             "label_at": max(row["ci_high"], 0.0),
             "tone": "below" if row["below_average"] else ("small" if row["n"] < min_n else "ok"),
             "text": f"{_fmt(row['nps'])}  (n {row['n']})",
-            "description": _("%(label)s: NPS %(nps)s, interval %(low)s to %(high)s, n %(n)s")
-            % {
-                "label": row["label"],
-                "nps": _fmt(row["nps"]),
-                "low": _fmt(row["ci_low"]),
-                "high": _fmt(row["ci_high"]),
-                "n": row["n"],
-            },
+            "description": interval_description(row),
         }
         for row in drawn
     ]
@@ -65,14 +81,7 @@ def groups_svg(
             "label:N",
             title=None,
             sort=order,
-            axis=alt.Axis(
-                labelLimit=220,
-                domain=False,
-                ticks=False,
-                labelPadding=8,
-                labelColor=charts.INK,
-                labelFontSize=13,
-            ),
+            axis=label_axis(),
         )
     )
     bars = base.mark_bar(height={"band": 0.62}, cornerRadiusEnd=2).encode(

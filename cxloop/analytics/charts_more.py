@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from cxloop.core import charts
 
-from .charts import BAD, WIDTH
+from .charts import BAD, WIDTH, interval_description, label_axis
 
 # At most this many bars: the long tail of a Pareto chart says little.
 MAX_REASONS = 20
@@ -107,14 +107,7 @@ def competitors_svg(rows: Sequence[dict[str, Any]], width: int = WIDTH) -> str |
             "ours": bool(row["ours"]),
             "text": f"{row['nps']:.0f}  (n {row['n']})",
             "label_at": row["ci_high"],
-            "description": _("%(label)s: NPS %(nps)s, interval %(low)s to %(high)s, n %(n)s")
-            % {
-                "label": row["label"],
-                "nps": f"{row['nps']:.0f}",
-                "low": f"{row['ci_low']:.0f}",
-                "high": f"{row['ci_high']:.0f}",
-                "n": row["n"],
-            },
+            "description": interval_description(row),
         }
         for row in drawn
     ]
@@ -125,14 +118,7 @@ def competitors_svg(rows: Sequence[dict[str, Any]], width: int = WIDTH) -> str |
             "label:N",
             title=None,
             sort=order,
-            axis=alt.Axis(
-                labelLimit=220,
-                domain=False,
-                ticks=False,
-                labelPadding=8,
-                labelColor=charts.INK,
-                labelFontSize=13,
-            ),
+            axis=label_axis(),
         )
     )
     color = alt.condition(alt.datum.ours, alt.value(charts.BRAND), alt.value(charts.MUTED))
