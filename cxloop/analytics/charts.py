@@ -10,6 +10,7 @@ drawn lighter: its interval is wide and it is never flagged.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,8 +22,15 @@ from cxloop.core import charts
 BAD = "#c8322b"
 # The chart's own width; the page's CSS scales the SVG to the panel.
 WIDTH = 1090
-# At most this many bars: an "employee" breakdown may hold hundreds of people.
+# At most this many bars: an "employee" breakdown may hold hundreds of people. With more
+# groups the chart shows the highest and the lowest half of this each (``chart_groups``); the
+# table under it lists them all.
 MAX_BARS = 40
+# At most this many labelled ticks on the trend's time axis (a year by day has 365 periods;
+# measuring 365 labels to hide most of them cost vl-convert about 0.1 s).
+MAX_TICKS = 26
+# The heat map's colour legend and the padding around it, in px.
+HEAT_LEGEND_ROOM = 63
 
 
 def _fmt(value: float | None) -> str:
@@ -52,12 +60,24 @@ def label_axis() -> alt.Axis:
     )
 
 
+def chart_groups(rows: Sequence[dict[str, Any]], limit: int = MAX_BARS) -> list[dict[str, Any]]:
+    """The groups the bar chart draws, in the table's order (NPS from high to low): all the
+    groups with answers when they are at most ``limit``, else the ``limit // 2`` highest and the
+    ``limit - limit // 2`` lowest — the groups to praise and to look at."""
+    with_nps = [row for row in rows if row["nps"] is not None]
+    if len(with_nps) <= limit:
+        return with_nps
+    top = limit // 2
+    return with_nps[:top] + with_nps[len(with_nps) - (limit - top) :]
+
+
 def groups_svg(
     rows: Sequence[dict[str, Any]], overall: float | None, min_n: int, width: int = WIDTH
 ) -> str | None:
     """Horizontal bars, one per group: the NPS from 0, its interval as a black line, the
-    company's NPS as a dashed rule. Below-average groups are red, small ones light."""
-    drawn = [row for row in rows if row["nps"] is not None][:MAX_BARS]
+    company's NPS as a dashed rule. Below-average groups are red, small ones light. More
+    than ``MAX_BARS`` groups: the highest and the lowest (``chart_groups``)."""
+    drawn = chart_groups(rows)
     if not drawn:
         return None
     data = [
@@ -76,7 +96,7 @@ def groups_svg(
     ]
     order = [row["label"] for row in data]
     x_scale = alt.Scale(domain=[-100, 100], nice=False)
-    base = alt.Chart(alt.Data(values=data)).encode(
+    base = alt.Chart(alt.Data(name="groups")).encode(
         y=alt.Y(
             "label:N",
             title=None,
@@ -102,31 +122,34 @@ def groups_svg(
         description=alt.Description("description:N"),
     )
     errors = base.mark_rule(color=charts.INK, strokeWidth=1.5).encode(
-        x=alt.X("low:Q", scale=x_scale), x2="high:Q"
+        x=alt.X("low:Q", scale=x_scale), x2=alt.X2("high:Q")
     )
     labels = base.mark_text(align="left", dx=6, color=charts.MUTED, fontSize=12).encode(
-        x=alt.X("label_at:Q", scale=x_scale), text="text:N"
+        x=alt.X("label_at:Q", scale=x_scale), text=alt.Text("text:N")
     )
     layers: list[Any] = [bars, errors, labels]
     if overall is not None:
         layers.append(
-            alt.Chart(alt.Data(values=[{"overall": overall}]))
+            alt.Chart(alt.Data(name="overall"))
             .mark_rule(color=charts.MUTED, strokeDash=[4, 3])
             .encode(x=alt.X("overall:Q", scale=x_scale))
         )
+    # Sized here, not by vl-convert ("fit" lays the chart out twice): the plot is the width
+    # less the names (about 7 px a letter at 13 px, at most the axis's 220) and the padding.
+    label_room = 8 + min(220, 7 * max(len(str(row["label"])) for row in data))
     chart = (
         alt.layer(*layers)
         .properties(
-            width=width,
+            width=width - label_room - 100,
             height={"step": 28},
-            autosize=alt.AutoSizeParams(type="fit-x", contains="padding"),
+            autosize=alt.AutoSizeParams(type="pad"),
             description=_("NPS by group with its interval"),
             # Room on the right for the label after an interval that reaches 100.
             padding={"left": 4, "top": 6, "bottom": 4, "right": 96},
         )
         .configure(**charts._config())
     )
-    return charts.render_svg(chart)
+    return charts.render_svg(chart, {"groups": data, "overall": [{"overall": overall}]})
 
 
 def trend_svg(
@@ -177,21 +200,21 @@ def trend_svg(
         # each month twice; a week's would fall on Sundays).
         axis=alt.Axis(
             format=fmt,
-            values=[row["start"] for row in data],
+            values=[row["start"] for row in data][:: math.ceil(len(data) / MAX_TICKS)],
             labelOverlap="greedy",
             labelSeparation=8,
             grid=False,
         ),
     )
-    base = alt.Chart(alt.Data(values=data)).encode(x=x)
+    base = alt.Chart(alt.Data(name="trend")).encode(x=x)
     band = base.mark_area(color=charts.BRAND, opacity=0.15).encode(
         y=alt.Y("low:Q", scale=y_scale, title=None, axis=alt.Axis(domain=False, ticks=False)),
-        y2="high:Q",
+        y2=alt.Y2("high:Q"),
     )
     line = base.mark_line(color=charts.BRAND, strokeWidth=2).encode(y=alt.Y("nps:Q", scale=y_scale))
     points = base.mark_point(size=46, strokeWidth=2, color=charts.BRAND).encode(
         y=alt.Y("nps:Q", scale=y_scale),
-        fill=alt.condition(alt.datum.small, alt.value("white"), alt.value(charts.BRAND)),
+        fill=alt.FillValue(charts.BRAND, condition={"test": "datum.small", "value": "white"}),
         description=alt.Description("description:N"),
     )
     layers: list[Any] = [band, line, points]
@@ -203,18 +226,16 @@ def trend_svg(
         )
         layers.append(
             base.mark_text(baseline="bottom", dy=-4, color=charts.MUTED, fontSize=11).encode(
-                y=alt.YDatum(low, scale=y_scale), text="n_text:N"
+                y=alt.YDatum(low, scale=y_scale), text=alt.Text("n_text:N")
             )
         )
+    datasets: dict[str, list[Any]] = {"trend": data}
     if annotations:
-        marks = alt.Chart(
-            alt.Data(
-                values=[
-                    {"start": day.isoformat(), "note": label[:40], "description": label}
-                    for day, label in annotations
-                ]
-            )
-        ).encode(x=x)
+        datasets["annotations"] = [
+            {"start": day.isoformat(), "note": label[:40], "description": label}
+            for day, label in annotations
+        ]
+        marks = alt.Chart(alt.Data(name="annotations")).encode(x=x)
         layers.append(
             marks.mark_rule(color=charts.INK, strokeDash=[5, 3], strokeWidth=1.2).encode(
                 description=alt.Description("description:N")
@@ -223,7 +244,7 @@ def trend_svg(
         layers.append(
             marks.mark_text(
                 align="left", baseline="top", dx=4, dy=2, color=charts.INK, fontSize=11
-            ).encode(y=alt.value(0), text="note:N")
+            ).encode(y=alt.YValue(0), text=alt.Text("note:N"))
         )
     chart = (
         alt.layer(*layers)
@@ -236,7 +257,7 @@ def trend_svg(
         )
         .configure(**charts._config())
     )
-    return charts.render_svg(chart)
+    return charts.render_svg(chart, datasets)
 
 
 def heatmap_svg(
@@ -276,7 +297,7 @@ def heatmap_svg(
         for cell in drawn
     ]
     hours = sorted({row["hour"] for row in data})
-    base = alt.Chart(alt.Data(values=data)).encode(
+    base = alt.Chart(alt.Data(name="cells")).encode(
         x=alt.X(
             "hour:O",
             title=_("Hour"),
@@ -297,25 +318,31 @@ def heatmap_svg(
             scale=alt.Scale(scheme="redblue", domain=[-100, 100], domainMid=0),
             legend=alt.Legend(orient="right", gradientLength=180),
         ),
-        opacity=alt.condition(alt.datum.small, alt.value(0.45), alt.value(1.0)),
-        stroke=alt.condition(alt.datum.below, alt.value(charts.INK), alt.value("white")),
-        strokeWidth=alt.condition(alt.datum.below, alt.value(2.5), alt.value(1)),
+        opacity=alt.OpacityValue(1.0, condition={"test": "datum.small", "value": 0.45}),
+        stroke=alt.StrokeValue("white", condition={"test": "datum.below", "value": charts.INK}),
+        strokeWidth=alt.StrokeWidthValue(1, condition={"test": "datum.below", "value": 2.5}),
         description=alt.Description("description:N"),
     )
-    text_color = alt.condition(alt.datum.light_text, alt.value("white"), alt.value(charts.INK))
-    scores = base.mark_text(dy=-6, fontSize=12, fontWeight="bold").encode(
-        text="nps_text:N", color=text_color
+    text_color = alt.ColorValue(
+        charts.INK, condition={"test": "datum.light_text", "value": "white"}
     )
-    counts = base.mark_text(dy=8, fontSize=9).encode(text="n_text:N", color=text_color)
+    scores = base.mark_text(dy=-6, fontSize=12, fontWeight="bold").encode(
+        text=alt.Text("nps_text:N"), color=text_color
+    )
+    counts = base.mark_text(dy=8, fontSize=9).encode(text=alt.Text("n_text:N"), color=text_color)
+    # Sized here, not by vl-convert: "fit" lays the chart out twice, which cost half of its
+    # drawing. The plot is the width less the weekday labels (about 7 px a letter at 13 px,
+    # and their padding) and the legend; the total comes within 1 % of ``width``.
+    label_room = 12 + 7 * max((len(day) for day in weekdays), default=3)
     chart = (
         alt.layer(rects, scores, counts)
         .properties(
-            width=width,
+            width=width - label_room - HEAT_LEGEND_ROOM,
             height={"step": 40},
-            autosize=alt.AutoSizeParams(type="fit-x", contains="padding"),
+            autosize=alt.AutoSizeParams(type="pad"),
             description=_("NPS by weekday and hour"),
             padding={"left": 4, "top": 4, "bottom": 4, "right": 4},
         )
         .configure(**charts._config())
     )
-    return charts.render_svg(chart)
+    return charts.render_svg(chart, {"cells": data})

@@ -35,6 +35,7 @@ from django.utils.translation import gettext as _
 
 from cxloop.accounts.models import AuditLog, Membership, Role, Workspace
 from cxloop.cases.services import open_cases, visible_cases
+from cxloop.core import charts as core_charts
 from cxloop.core import clock
 
 from . import rollups
@@ -164,15 +165,13 @@ def _weeks(today: dt.date) -> tuple[dt.date, dt.date]:
 def _trend_png(rows: Sequence[dict[str, Any]]) -> bytes | None:
     """The dashboard's trend chart (``charts.trend_svg``) as a PNG; None when nothing to draw
     or when drawing fails (the digest goes out without its picture)."""
-    import vl_convert
-
     from . import charts
 
     try:
         svg = charts.trend_svg(rows, MIN_N, width=CHART_WIDTH, unit="week")
         if svg is None:
             return None
-        png: bytes = vl_convert.svg_to_png(svg, scale=CHART_SCALE)
+        png: bytes = core_charts.svg_to_png(svg, scale=CHART_SCALE)
         return png
     except Exception:
         log.exception("digest_chart_failed")

@@ -300,7 +300,7 @@ def effect(
 # --------------------------------------------------------------------------- the dashboard
 
 
-def chart_annotations(
+def in_period(
     workspace: Workspace,
     since: dt.date,
     until: dt.date,
@@ -308,14 +308,15 @@ def chart_annotations(
     branches: Sequence[str] = (),
     regions: Sequence[str] = (),
     survey: Survey | None = None,
-) -> list[tuple[dt.date, str]]:
-    """(date, name) of the initiatives dated in [since, until] (inclusive local days) whose
-    scope meets the dashboard's: an initiative naming branches shows when one of them is
-    among ``branches`` / in ``regions`` (no branches: everywhere, always shown); one tied to a
-    survey shows unless the dashboard shows another survey."""
+) -> list[Initiative]:
+    """The initiatives dated in [since, until] (inclusive local days) whose scope meets a
+    chart's: an initiative naming branches shows when one of them is among ``branches`` / in
+    ``regions`` (no branches: everywhere, always shown); one tied to a survey shows unless the
+    chart shows another survey. By date; branches, products and survey prefetched."""
     found = (
         Initiative.objects.filter(workspace=workspace, date__gte=since, date__lte=until)
-        .prefetch_related("branches__region")
+        .select_related("survey")
+        .prefetch_related("branches__region", "products")
         .order_by("date", "pk")
     )
     wanted_branches, wanted_regions = set(branches), set(regions)
@@ -330,5 +331,23 @@ def chart_annotations(
             for code, region in own
         ):
             continue
-        result.append((initiative.date, initiative.name))
+        result.append(initiative)
     return result
+
+
+def chart_annotations(
+    workspace: Workspace,
+    since: dt.date,
+    until: dt.date,
+    *,
+    branches: Sequence[str] = (),
+    regions: Sequence[str] = (),
+    survey: Survey | None = None,
+) -> list[tuple[dt.date, str]]:
+    """(date, name) of the initiatives ``in_period`` (the trend chart's marks)."""
+    return [
+        (initiative.date, initiative.name)
+        for initiative in in_period(
+            workspace, since, until, branches=branches, regions=regions, survey=survey
+        )
+    ]

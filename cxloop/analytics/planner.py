@@ -27,9 +27,10 @@ from cxloop.accounts.models import Workspace
 from cxloop.core import clock
 from cxloop.customers.models import Customer
 from cxloop.organisation.models import Branch, Channel, Employee, Product, Region, Team, Touchpoint
-from cxloop.surveys.models import Invitation, Response, Survey
+from cxloop.surveys.models import Invitation, Survey
 
 from . import rollups
+from .queries import NpsQuery, nps
 from .stats import nps_interval, sample_size, z_for
 
 __all__ = [
@@ -146,29 +147,25 @@ def plan(
     start = end - dt.timedelta(days=WINDOW_DAYS)
     survey_ids = [s.pk for s in surveys if s.workspace_id == workspace.pk]
     path = _PATHS[by]
-    cuts = rollups.thresholds(survey_ids)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    scored = (
-        Response.objects.filter(
-            workspace=workspace,
-            survey_id__in=survey_ids,
-            is_test=False,
-            score__isnull=False,
-            answered_at__gte=start,
-            answered_at__lt=end,
-        )
-        .values(path, "survey_id", "score")
-        .annotate(n=Count("pk"))
-        .order_by()
+    # The answers per group come from queries.nps (the rollup cells for the whole days, the
+    # raw responses for the two partial ones): the same counts as grouping the window's
+    # responses, without scanning them (2.5 million in 90 days at 10 million a year).
+    every_nps = set(rollups.nps_survey_ids(workspace))
+    chosen = [s for s in surveys if s.workspace_id == workspace.pk and s.pk in every_nps]
+    asked: list[Survey | None] = (
+        [None] if chosen and {s.pk for s in chosen} == every_nps else list(chosen)
     )
-    for row in scored:
-        code = row[path]
-        if code in (None, ""):
-            continue
-        promoter_min, detractor_max = cuts[row["survey_id"]]
-        score = row["score"]
-        slot = 0 if score >= promoter_min else 2 if score <= detractor_max else 1
-        counts[str(code)][slot] += row["n"]
+    for survey in asked:
+        result = nps(NpsQuery(workspace, survey=survey, since=start, until=end, group_by=(by,)))
+        for group in result.groups:
+            code = group.key[by]
+            if code in (None, ""):
+                continue
+            slot = counts[str(code)]
+            slot[0] += group.stats.promoters
+            slot[1] += group.stats.passives
+            slot[2] += group.stats.detractors
     invited = (
         Invitation.objects.filter(
             workspace=workspace,

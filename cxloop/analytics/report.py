@@ -43,6 +43,7 @@ from django.utils.translation import gettext as _
 from cxloop.accounts.models import Membership, Permission, Role, Workspace
 from cxloop.cases.models import OPEN_STATUSES, Case, Problem, ProblemStatus
 from cxloop.cases.services import visible_cases
+from cxloop.core import charts as core_charts
 from cxloop.core import clock
 
 from . import pain, rollups
@@ -190,13 +191,11 @@ def _closed_loop(
 
 
 def _png(draw: Callable[[], str | None], name: str) -> bytes | None:
-    import vl_convert
-
     try:
         svg = draw()
         if svg is None:
             return None
-        png: bytes = vl_convert.svg_to_png(svg, scale=CHART_SCALE)
+        png: bytes = core_charts.svg_to_png(svg, scale=CHART_SCALE)
         return png
     except Exception:
         log.exception("report_chart_failed chart=%s", name)

@@ -1,4 +1,4 @@
-"""The shapes of ``GET /api/v1/analytics/nps`` (see ``docs/analytics-api.md``)."""
+"""The shapes of ``GET /api/v1/analytics/nps`` and ``/trend`` (see ``docs/analytics-api.md``)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,24 @@ class NpsParams(Schema):
     segment: str | None = Field(default=None, description="Filter: segment values.")
 
 
+class TrendParams(Schema):
+    survey: str | None = Field(
+        default=None, description="Survey code; left out: every NPS survey of the workspace."
+    )
+    since: dt.datetime | None = Field(default=None, description="Inclusive, with an offset.")
+    until: dt.datetime | None = Field(default=None, description="Exclusive, with an offset.")
+    every: str = Field(default="week", description="day, week (ISO, from Monday) or month.")
+    region: str | None = Field(default=None, description="Filter: codes, comma-separated.")
+    branch: str | None = None
+    team: str | None = None
+    employee: str | None = None
+    product: str | None = None
+    channel: str | None = None
+    touchpoint: str | None = None
+    stage: str | None = None
+    segment: str | None = Field(default=None, description="Filter: segment values.")
+
+
 class NpsStatsOut(Schema):
     n: int
     promoters: int
@@ -53,3 +71,33 @@ class NpsOut(Schema):
     method: str
     overall: NpsStatsOut
     groups: list[NpsGroupOut]
+
+
+class TrendPointOut(Schema):
+    period: str = Field(description="YYYY-MM-DD, YYYY-Www (ISO week) or YYYY-MM, local time.")
+    start: dt.date = Field(description="The period's first day (a week's Monday).")
+    n: int
+    promoters: int
+    passives: int
+    detractors: int
+    nps: float | None
+    ci_low: float
+    ci_high: float
+
+
+class TrendInitiativeOut(Schema):
+    id: int
+    name: str
+    description: str
+    date: dt.date
+    branches: list[str]
+    products: list[str]
+    survey: str | None
+
+
+class TrendOut(Schema):
+    confidence: float
+    method: str
+    every: str
+    points: list[TrendPointOut]
+    initiatives: list[TrendInitiativeOut]

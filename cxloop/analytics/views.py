@@ -570,6 +570,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             survey=form.surveys.get(chosen["survey"]),
         )
     drawn, charts_failed = _charts(board, every, marks)
+    from .charts import MAX_BARS
+
+    with_nps = sum(1 for group in board.groups if group["nps"] is not None)
+    capped = (
+        {"top": MAX_BARS // 2, "bottom": MAX_BARS - MAX_BARS // 2, "total": with_nps}
+        if with_nps > MAX_BARS
+        else None
+    )
     query = request.GET.copy()
     query.pop("format", None)
     query.pop("table", None)
@@ -585,6 +593,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "every": every,
             "charts": drawn,
             "charts_failed": charts_failed,
+            "chart_capped": capped,
             "query": query.urlencode(),
             "weekdays": weekday_labels(),
         }

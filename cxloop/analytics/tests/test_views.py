@@ -357,3 +357,41 @@ def test_the_page_stands_when_a_chart_fails(
     assert "The chart could not be drawn this time" in html
     assert set(group_rows(html)) == {"B01", "B02", "B03"}
     assert 'id="trend-chart"' in html
+
+
+def test_many_groups_chart_the_highest_and_lowest_and_the_table_lists_all(
+    world: World, make_user: Callable[..., Any]
+) -> None:
+    from cxloop.analytics.charts import MAX_BARS, chart_groups
+
+    team = Team.objects.get(workspace=world.workspace, code="T2")
+    people = Employee.objects.bulk_create(
+        Employee(workspace=world.workspace, code=f"E{i:02d}", name=f"Person {i:02d}", team=team)
+        for i in range(MAX_BARS + 5)
+    )
+    for i, person in enumerate(people):  # Person 00 the lowest NPS, Person 44 the highest
+        answer(world, [3] * (len(people) - i) + [10] * i, branch="B02", employee=person)
+    response = logged_in(make_user(world.workspace, Role.CX_MANAGER)).get(
+        URL, period(world, by="employee")
+    )
+
+    html = response.content.decode()
+    codes = {"AGT", "AGT2"} | {p.code for p in people}
+    assert set(group_rows(html)) == codes  # the table: every group
+    chart = re.search(r'id="groups-chart"[^>]*>(.*?)</figure>', html, re.S)
+    assert chart
+    drawn = set(re.findall(r"Person \d\d", chart.group(1)))
+    # 47 groups by NPS: Person 44 … Person 29, Andrei (25), Person 28 … 26 are the 20 highest;
+    # Person 19 … Person 00 the 20 lowest; Person 20 … 25 and Elena (2.5) are not drawn.
+    assert drawn == {f"Person {i:02d}" for i in [*range(20), *range(26, 45)]}
+    assert "Andrei" in chart.group(1) and "Elena" not in chart.group(1)
+    half = MAX_BARS // 2
+    note = re.search(r'id="groups-chart-note"[^>]*>(.*?)</p>', html, re.S)
+    assert (
+        note and f"{half} highest and the {MAX_BARS - half} lowest of {len(codes)}" in note.group(1)
+    )
+    rows = [{"nps": float(100 - i), "label": str(i)} for i in range(50)]
+    assert [r["label"] for r in chart_groups(rows)] == [
+        str(i) for i in [*range(20), *range(30, 50)]
+    ]
+    assert chart_groups(rows[:MAX_BARS]) == rows[:MAX_BARS]
