@@ -21,7 +21,9 @@ closed loop (response to open case with one Celery worker; the inbox and case pa
 open cases, see ``benchmarks/cases.py``), ``--suite ingest`` only the above; the default,
 ``all``, runs the three and prints one report. ``--suite analytics`` (not part of ``all``) loads
 10,000,000 responses and times the NPS API and dashboards against DuckDB over a Parquet export
-(``benchmarks/analytics.py``).
+(``benchmarks/analytics.py``). ``--suite text`` (not part of ``all``) times the comment-coding
+pipeline and scores BANKING77 (``benchmarks/text.py``), then recodes comments in PostgreSQL
+with the product's workers (``benchmarks/text_recode.py``).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from pathlib import Path
 
 import psutil
 
-from . import analytics, cases, data, surveys
+from . import analytics, cases, data, surveys, text, text_recode
 from .backends import Backend, Postgres, Sqlite, now, pg_available
 from .cpu import CpuMeter, postgres_backends, process_tree
 from .latency import LatencyResult, run_open_loop
@@ -131,6 +133,8 @@ class Results:
     surveys: surveys.SurveyResults = field(default_factory=surveys.SurveyResults)
     cases: cases.CaseResults = field(default_factory=cases.CaseResults)
     analytics: analytics.AnalyticsResults = field(default_factory=analytics.AnalyticsResults)
+    text: text.TextResults = field(default_factory=text.TextResults)
+    text_recode: list[text_recode.Run] = field(default_factory=list)
 
     def check(self, name: str, ok: bool, detail: str = "") -> bool:
         self.checks.append((name, ok, detail))
@@ -564,6 +568,8 @@ def report(
             f"{args.case_rate:g}/s, pages at {args.case_page_rate:g} requests/s for "
             f"{args.case_page_seconds:g} s"
         )
+    if args.suite == "text":
+        what.append(f"text: {args.comments:,} comments, BANKING77")
     if args.suite == "analytics":
         what.append(
             f"analytics: {args.responses:,} responses, the NPS API at {args.api_rate:g} "
@@ -588,6 +594,9 @@ def report(
     surveys.report(results.surveys)
     cases.report(results.cases)
     analytics.report(results.analytics)
+    text.report(results.text)
+    if results.text_recode:
+        text_recode.report(results.text_recode)
     print()
     print("Sanity checks:")
     for name, ok, detail in results.checks:
@@ -604,10 +613,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--suite",
-        choices=["ingest", "surveys", "cases", "analytics", "all"],
+        choices=["ingest", "surveys", "cases", "analytics", "text", "all"],
         default="all",
         help="Which benchmarks: ingestion, surveys, the closed loop (cases), all three (default) "
-        "or analytics (10,000,000 responses; not part of all).",
+        "or analytics (10,000,000 responses; not part of all), or text (comments coded per "
+        "second, BANKING77; no database; not part of all).",
     )
     parser.add_argument("--rows", type=int, help="Interactions per phase (default 200,000).")
     parser.add_argument(
@@ -671,6 +681,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Analytics: responses loaded (default 10,000,000; 1,000,000 quick).",
     )
     parser.add_argument(
+        "--comments",
+        type=int,
+        default=20_000,
+        help="Text: generated comments through the pipeline (default 20,000; 2,000 quick).",
+    )
+    parser.add_argument(
         "--api-rate", type=float, default=5.0, help="Analytics: NPS API requests/s (default 5)."
     )
     parser.add_argument(
@@ -721,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     survey = args.suite in ("surveys", "all")
     closed_loop = args.suite in ("cases", "all") and "postgres" in wanted
     results = Results()
-    if pg_version is None:
+    if pg_version is None and args.suite != "text":
         if "postgres" in wanted:
             print("PostgreSQL is not reachable at 127.0.0.1:5432 (user postgres)", file=sys.stderr)
             return 2
@@ -774,6 +790,20 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.suite == "analytics":
             results.notes.append("The analytics benchmark needs PostgreSQL: nothing ran.")
+        if args.suite == "text":
+            text.bench(results.text, results.check, comments=args.comments, quick=args.quick)
+            if pg_version:
+                # The product's path: recoding comments in PostgreSQL with the workers here.
+                results.text_recode = text_recode.bench(
+                    comments=min(args.comments, 5_000 if args.quick else 20_000)
+                )
+                linear = next((r for r in results.text_recode if r.kind == "linear"), None)
+                if linear is not None:
+                    results.check(
+                        "1,000,000 comments recoded in PostgreSQL within an hour (linear models)",
+                        linear.million_s < text_recode.RECODE_TARGET_S,
+                        f"{linear.million_s / 60:.1f} min",
+                    )
     except (KeyboardInterrupt, SystemExit):
         results.check("the benchmark ran to its end", False, "interrupted")
         raise

@@ -34,7 +34,8 @@ api = NinjaAPI(
         "Push customers and interactions from your CRM/ERP and read them back; configure "
         "surveys, read and import responses, unsubscribe customers and see why a customer "
         "was or wasn't surveyed; work the closed loop's cases (call-back, reassign, call "
-        "attempts, close) and its problem register. "
+        "attempts, close) and its problem register; read coded comments (language, sentiment, "
+        "emotion, reasons) and correct them. "
         "Authenticate with `Authorization: Bearer <key>`; create keys with "
         "`cxloop apikey create` or on the API keys page. Errors are JSON: "
         '`{"detail": "…", "errors": {"field": ["message"]}}`.'
@@ -96,6 +97,7 @@ def _register() -> None:
     from cxloop.customers.api import router as customers
     from cxloop.interactions.api import router as interactions
     from cxloop.surveys import api as surveys
+    from cxloop.text.api import comments
 
     api.add_router("/customers", customers, tags=["customers"])
     api.add_router("/interactions", interactions, tags=["interactions"])
@@ -109,6 +111,7 @@ def _register() -> None:
     api.add_router("/analytics", analytics_plan, tags=["analytics"])
     api.add_router("/analytics", analytics_more, tags=["analytics"])
     api.add_router("/analytics", analytics_initiatives, tags=["analytics"])
+    api.add_router("/comments", comments, tags=["comments"])
 
 
 _register()

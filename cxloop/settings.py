@@ -124,6 +124,7 @@ INSTALLED_APPS = [
     "cxloop.webhooks",
     "cxloop.cases",
     "cxloop.analytics",
+    "cxloop.text",
 ]
 
 MIDDLEWARE = [
@@ -312,6 +313,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webhooks.tick",
         "schedule": float(DISPATCH_INTERVAL),
         "options": {"expires": max(1.0, DISPATCH_INTERVAL - 0.5)},
+    },
+    "text-tick": {
+        "task": "text.tick",
+        "schedule": float(DISPATCH_INTERVAL),
+        "options": {"expires": max(1.0, DISPATCH_INTERVAL - 0.5)},
+    },
+    # Text models with enough new analysts' labels are retrained at night (docs/text-analytics.md).
+    "text-retrain": {
+        "task": "text.retrain",
+        "schedule": crontab(minute=0, hour=3),
+        "options": {"expires": 6 * 3600},
     },
     "flag-silent-accounts": {
         "task": "surveys.flag_silent_accounts",

@@ -23,6 +23,7 @@ urlpatterns = [
     path("cases/", include("cxloop.cases.urls")),
     path("problems/", include(problem_urls)),
     path("analytics/", include("cxloop.analytics.urls")),
+    path("comments/", include("cxloop.text.urls")),
     path("s/", include("cxloop.surveys.urls_public")),
     path("webhooks/", include("cxloop.surveys.urls_webhooks")),
     path("admin/", admin.site.urls),

@@ -385,6 +385,18 @@ class AlertRuleForm(forms.Form):
             "accents (e.g. lawyer, адвокат, avocat)."
         ),
     )
+    language = forms.ChoiceField(
+        label=_("Phrases in"),
+        required=False,
+        choices=[
+            ("", _("Any language")),
+            ("en", _("English")),
+            ("ro", _("Romanian")),
+            ("ru", _("Russian")),
+            ("uk", _("Ukrainian")),
+        ],
+        help_text=_("Only comments detected in this language (too short to tell: any)."),
+    )
     priority = forms.ChoiceField(label=_("Priority"), choices=Priority.choices)
     is_active = forms.BooleanField(label=_("Active"), required=False, initial=True)
 
@@ -401,6 +413,7 @@ class AlertRuleForm(forms.Form):
                 "score_max": instance.score_max,
                 "reasons": ", ".join(str(r) for r in instance.reasons),
                 "phrases": "\n".join(str(p) for p in instance.phrases),
+                "language": instance.language,
                 "priority": instance.priority,
                 "is_active": instance.is_active,
             }
@@ -437,6 +450,7 @@ class AlertRuleForm(forms.Form):
         for name in ("survey", "name", "score_min", "score_max", "reasons", "phrases"):
             setattr(rule, name, data[name])
         rule.priority = data["priority"]
+        rule.language = data.get("language") or ""
         rule.is_active = data["is_active"]
         rule.save()
         return rule

@@ -70,7 +70,8 @@ class AlertRule(WorkspaceScoped, Timestamped):
 
     * the score is within ``score_min``…``score_max`` (both blank: the score is not looked at);
     * the respondent chose one of ``reasons`` (option codes of the survey's choice questions);
-    * the comment contains one of ``phrases`` (case- and accent-insensitive, any language).
+    * the comment contains one of ``phrases`` (case- and accent-insensitive; in any language,
+      or only in ``language`` when set: the comment's detected language, see ``text.language``).
 
     A survey with no rules at all uses the default: its detractor range (NPS 0-6).
     """
@@ -84,6 +85,8 @@ class AlertRule(WorkspaceScoped, Timestamped):
     score_max = models.SmallIntegerField(null=True, blank=True)
     reasons: models.JSONField[Any, Any] = models.JSONField(default=list, blank=True)
     phrases: models.JSONField[Any, Any] = models.JSONField(default=list, blank=True)
+    # The phrases look only at comments in this language (detected, ISO 639-1); blank: any.
+    language = models.CharField(max_length=8, blank=True)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
 
     class Meta:

@@ -21,6 +21,7 @@ from cxloop.accounts.models import Membership, Permission, Role
 from cxloop.core import clock
 from cxloop.organisation.models import Branch, Employee, Team
 from cxloop.surveys.models import AtRiskAccount, Response, Survey
+from cxloop.text.models import CommentReason
 from cxloop.webhooks import events
 
 from . import sla
@@ -64,6 +65,10 @@ class CaseError(ValueError):
 # --- alert rules ----------------------------------------------------------------------------
 
 
+# The languages a phrase rule may be limited to (``text.language.SUPPORTED``).
+KNOWN = ("en", "ro", "ru", "uk")
+
+
 def normalise(text: str) -> str:
     """Lower case, without accents (ș → s, й → и), spaces collapsed: phrases match in any
     spelling a customer types."""
@@ -80,9 +85,12 @@ class Rule:
     reasons: frozenset[str] = frozenset()
     phrases: tuple[str, ...] = ()
     priority: str = Priority.NORMAL
+    language: str = ""
 
-    def match(self, score: int | None, chosen: set[str], comment: str) -> list[str]:
-        """Why this rule matches (empty: it does not)."""
+    def match(
+        self, score: int | None, chosen: set[str], comment: str, language: str = ""
+    ) -> list[str]:
+        """Why this rule matches (empty: it does not). ``language``: the comment's."""
         why: list[str] = []
         if (self.score_min is not None or self.score_max is not None) and score is not None:
             low = self.score_min if self.score_min is not None else -(10**6)
@@ -92,7 +100,15 @@ class Rule:
         hit = sorted(self.reasons & chosen)
         if hit:
             why.append(f"{self.name}: reason {', '.join(hit)}")
-        if comment and self.phrases:
+        # A rule for one language skips only comments surely in another language cxloop
+        # knows; one too short to tell ("unknown") or read as a stranger language (short
+        # Romanian passes for Italian) is looked at: better one alert too many than a missed
+        # threat.
+        if (
+            comment
+            and self.phrases
+            and (not self.language or language == self.language or language not in KNOWN)
+        ):
             for phrase in self.phrases:
                 # Phrases match at the start of a word, so that "sue" does not match "issue"
                 # and "адвокат" still matches "адвокатом".
@@ -118,6 +134,7 @@ def rules_for(survey: Survey) -> list[Rule]:
             reasons=frozenset(str(r) for r in row.reasons),
             phrases=tuple(p for p in (normalise(str(x)) for x in row.phrases) if p),
             priority=row.priority,
+            language=row.language,
         )
         for row in rows
         if row.is_active
@@ -139,10 +156,15 @@ def evaluate(response: Response, rules: Sequence[Rule]) -> tuple[list[str], str]
     """(why, priority) when ``response`` should open a case, else None."""
     comment = normalise(response.comment or "")
     chosen = chosen_options(response.answers or {})
+    language = ""
+    if comment and any(rule.language and rule.phrases for rule in rules):
+        from cxloop.text.language import detect
+
+        language = detect(response.comment)[0]
     why: list[str] = []
     priority = Priority.NORMAL
     for rule in rules:
-        hits = rule.match(response.score, chosen, comment)
+        hits = rule.match(response.score, chosen, comment, language)
         if hits:
             why.extend(hits)
             if rule.priority == Priority.URGENT:
@@ -781,8 +803,9 @@ def detractor_reason_shares(
 ) -> tuple[int, int]:
     """(detractors citing any of ``codes``, all detractors) answering in [start, end).
 
-    A detractor cites a reason when their case carries it or when they ticked an option of
-    that code in the survey's reasons question.
+    A detractor cites a reason when their case carries it, when their comment was coded with
+    it (``text.CommentReason``), or when they ticked an option of that code in the survey's
+    reasons question.
     """
     low, high = DEFAULT_RANGES["nps"]
     rows = Response.objects.filter(
@@ -804,6 +827,15 @@ def detractor_reason_shares(
             response__answered_at__lt=end,
             reasons__code__in=codes,
         ).values_list("response_id", flat=True)
+    )
+    coded |= set(
+        CommentReason.objects.filter(
+            comment__workspace_id=workspace_id,
+            comment__written_at__gte=start,
+            comment__written_at__lt=end,
+            comment__response__isnull=False,
+            reason__code__in=codes,
+        ).values_list("comment__response_id", flat=True)
     )
     total = hits = 0
     for pk, answers in pairs.iterator(chunk_size=5000):
@@ -887,10 +919,20 @@ def visible_cases(membership: Membership) -> QuerySet[Case]:
         return cases
     if membership.role != Role.SUPERVISOR:
         return cases.none()
+    scope = team_scope(membership)
+    if scope is None:
+        return cases.none()
+    mine, people, branches = scope
+    return cases.filter(Q(assignee__in=mine) | Q(employee__in=people) | Q(branch__in=branches))
+
+
+def team_scope(membership: Membership) -> tuple[list[int], list[int], list[int]] | None:
+    """A supervisor's teams as ids: (their own employee records, the people who report to them
+    or work in their teams, the branches they manage). None: the user is no employee."""
     mine = list(my_employees(membership).values_list("pk", flat=True))
     if not mine:
-        return cases.none()
-    # Ids first, then the case's own indexed columns: an OR across joins would make the
+        return None
+    # Ids first, then the rows' own indexed columns: an OR across joins would make the
     # database read every open case of the workspace (benchmarks/cases.py).
     teams = Team.objects.filter(Q(employees__supervisor__in=mine) | Q(employees__in=mine)).values(
         "pk"
@@ -901,7 +943,7 @@ def visible_cases(membership: Membership) -> QuerySet[Case]:
         )
     )
     branches = list(Branch.objects.filter(manager__in=mine).values_list("pk", flat=True))
-    return cases.filter(Q(assignee__in=mine) | Q(employee__in=people) | Q(branch__in=branches))
+    return mine, people, branches
 
 
 def can_see_contacts(membership: Membership) -> bool:

@@ -24,7 +24,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
 
 from cxloop.accounts.models import Membership, Permission, Role
@@ -933,6 +933,7 @@ def _rule_changes(rule: AlertRule) -> dict[str, Any]:
         "score_max": rule.score_max,
         "reasons": list(rule.reasons),
         "phrases": list(rule.phrases),
+        "language": rule.language,
         "priority": rule.priority,
         "is_active": rule.is_active,
     }
@@ -999,6 +1000,34 @@ def case_settings(request: HttpRequest) -> HttpResponse:
                 changes=_rule_changes(saved_rule),
             )
             messages.success(request, _("Alert rule “%(name)s” saved.") % {"name": saved_rule.name})
+            return redirect(reverse("cases:settings") + "#rules")
+        if which == "standard_alerts":
+            from cxloop.surveys.models import Survey
+            from cxloop.text import phrases
+
+            survey = _instance(Survey, workspace, request.POST.get("survey"))
+            if survey is None:
+                messages.error(request, _("Choose a survey."))
+                return redirect(reverse("cases:settings") + "#standard-alerts")
+            added = phrases.install(survey)
+            for new_rule in added:
+                audit(
+                    workspace,
+                    "alert_rule.create",
+                    via="web",
+                    actor=user,
+                    obj=new_rule,
+                    changes=_rule_changes(new_rule),
+                )
+            messages.success(
+                request,
+                ngettext(
+                    "%(count)d alert rule added to “%(survey)s”.",
+                    "%(count)d alert rules added to “%(survey)s”.",
+                    len(added),
+                )
+                % {"count": len(added), "survey": survey.name},
+            )
             return redirect(reverse("cases:settings") + "#rules")
         if which == "delete_rule" and rule is not None:
             audit(
@@ -1070,6 +1099,7 @@ def case_settings(request: HttpRequest) -> HttpResponse:
         {
             "reasons": ReasonCode.objects.filter(workspace=workspace),
             "rules": rules,
+            "surveys": Survey.objects.filter(workspace=workspace).order_by("name"),
             "default_surveys": Survey.objects.filter(workspace=workspace)
             .exclude(pk__in=with_rules)
             .order_by("name"),

@@ -1540,6 +1540,12 @@ def _generate(
             progress.start("closed loop", 1)
             summary.counts.update(cases.build(workspace, timeline.end, options.seed))
             progress.advance(1)
+            # Every comment coded, and the first text models from the demo's own labels.
+            from cxloop.demo import comments
+
+            progress.start("comments", 1)
+            summary.counts.update(comments.build(workspace))
+            progress.advance(1)
     summary.first_day = timeline.first_day
     summary.last_day = timeline.last_day
     summary.end = timeline.end

@@ -22,9 +22,12 @@ from cxloop.cases.services import tick as cases_tick
 from cxloop.core import clock
 from cxloop.delighted.tasks import heartbeat as delighted_heartbeat
 from cxloop.surveys import dispatch
+from cxloop.text.services import tick as text_tick
 from cxloop.webhooks.delivery import deliver_due as deliver_webhooks
 
 log = logging.getLogger("cxloop.surveys.dispatcher")
+# Comments coded per heartbeat at most, so that sending is never held up for long.
+TEXT_BUDGET = 2000
 
 
 def send_now(ids: list[int], reminder: bool) -> None:
@@ -56,6 +59,8 @@ class Command(BaseCommand):
                 # The closed loop: missed cases opened, reminders, escalations, e-mails.
                 stats.update(cases_tick(now))
                 stats.update(analytics_tick(now))  # NPS rollups of changed days
+                # Comments: collect imported ones and call-back notes, code what is waiting.
+                stats.update(text_tick(now, budget=TEXT_BUDGET))
                 # cxloop's own webhooks due, the events just recorded included ("hooks_": the
                 # Delighted ones count as "webhooks_").
                 stats.update({f"hooks_{k}": v for k, v in deliver_webhooks(now).items()})
@@ -71,6 +76,11 @@ class Command(BaseCommand):
                         from cxloop.analytics.digest import send_all
 
                         send_all(now)
+                    if now.hour == 3:
+                        # The night's retraining of text models with enough new labels.
+                        from cxloop.text.services import retrain_due
+
+                        retrain_due(now)
                     last_flag = began
             except Exception:
                 if options["once"]:
