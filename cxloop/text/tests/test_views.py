@@ -532,6 +532,23 @@ def test_training_with_enough_labels_makes_a_new_active_version(
     assert "version 1 active" in text_of(response)
 
 
+def test_a_version_worse_than_the_rules_is_kept_inactive_and_said_so(
+    client: Client, analyst: Any, workspace: Workspace, settings: Any
+) -> None:
+    settings.TEXT_EMBEDDINGS = False
+    # Labels that have nothing to do with the words: cross-validation finds no signal.
+    for n in range(40):
+        value = ("negative", "positive")[(n * 7 // 3) % 2]
+        comment = make_comment(workspace, f"the same words again number {n}", "en")
+        Label.objects.create(workspace=workspace, comment=comment, task=Task.SENTIMENT, value=value)
+
+    response = client.post("/comments/models/train", {"task": "sentiment"}, follow=True)
+
+    version = ModelVersion.objects.get(workspace=workspace, task=Task.SENTIMENT)
+    assert not version.is_active
+    assert any("kept inactive" in m for m in messages_of(response))
+
+
 # --- topics ---------------------------------------------------------------------------------
 
 
