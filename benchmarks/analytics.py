@@ -24,6 +24,9 @@ PostgreSQL only.
    reference), ``GET /api/v1/analytics/nps`` grouped by branch and weekday, branch, weekday and
    hour, and month, and the dashboard ``/analytics/`` as the CX manager.
 6. **Equal**: every group's counts and NPS from the API must equal DuckDB's.
+7. **Pain map and key drivers**: their pages and API endpoints (90 days) are among the timed
+   requests; in-process (``python -m benchmarks.analytics cells``), both read from the reason
+   cells and from the raw answers (``cells=False``), best of three, and checked equal.
 
 ``python -m benchmarks.analytics explain [--responses N]`` builds the same database and prints
 the queries of each API question and dashboard page with their ``EXPLAIN (ANALYZE, BUFFERS)``
@@ -234,6 +237,13 @@ class Window:
              "every": every}
         )  # fmt: skip
 
+    def last_days(self, path: str, days: int = 90, **params: str) -> str:
+        """An API path over the window's last ``days`` days (whole local days)."""
+        since = self.end - dt.timedelta(days=days)  # wall-clock arithmetic: local midnight
+        return f"{path}?" + urllib.parse.urlencode(
+            {"survey": SURVEY, "since": since.isoformat(), "until": self.end.isoformat(), **params}
+        )
+
     def targets(self) -> list[tuple[str, str]]:
         """(label, path) of every request with the 300 ms target, timed under load: the API's
         questions and its trend, then the analytics pages (a CX manager's, who sees the whole
@@ -249,6 +259,14 @@ class Window:
             ("GET /analytics/ 12 months, by product, per day", self.page("product", "day")),
             ("GET /analytics/pain (90 days)", "/analytics/pain"),
             ("GET /analytics/drivers (90 days)", "/analytics/drivers"),
+            (
+                "GET /api/v1/analytics/pain (90 days, per week)",
+                self.last_days("/api/v1/analytics/pain", every="week"),
+            ),
+            (
+                "GET /api/v1/analytics/drivers (90 days)",
+                self.last_days("/api/v1/analytics/drivers"),
+            ),
             ("GET /analytics/competitors", "/analytics/competitors"),
             ("GET /analytics/planner by employee", "/analytics/planner?by=employee"),
             ("GET /analytics/initiatives", "/analytics/initiatives"),
@@ -408,6 +426,53 @@ def capture(paths: list[tuple[str, str]], key: str, cookie: str, explain: str) -
         client = api if path.startswith("/api/") else pages
         # The pages draw charts: also measured with none kept from before.
         out[label] = inprocess.measure(client, path, explain, cold=client is pages)
+    return out
+
+
+def cells_vs_raw(workspace_id: int, since: str, until: str) -> dict[str, Any]:
+    """In the subprocess: the pain map (whole workspace, and one branch) and key drivers over
+    [since, until), read from the reason cells and from the raw answers (``cells=False``):
+    the best of three wall-clock times of each, in ms, and whether they agree."""
+    from cxloop.accounts.models import Workspace
+    from cxloop.analytics import drivers, pain, rollups
+    from cxloop.surveys.models import Survey
+
+    workspace = Workspace.objects.get(pk=workspace_id)
+    survey = Survey.objects.get(workspace=workspace, code=SURVEY)
+    start, end = dt.datetime.fromisoformat(since), dt.datetime.fromisoformat(until)
+    rollups.prepare(workspace)
+    jobs: dict[str, Callable[[bool], Any]] = {
+        "pain map": lambda cells: pain.pain_map(
+            pain.PainQuery(workspace=workspace, survey=survey, since=start, until=end),
+            cells=cells,
+        ),
+        "pain map, one branch": lambda cells: pain.pain_map(
+            pain.PainQuery(
+                workspace=workspace,
+                survey=survey,
+                since=start,
+                until=end,
+                filters={"branch": ["B04"]},
+            ),
+            cells=cells,
+        ),
+        "key drivers": lambda cells: drivers.key_drivers(
+            workspace, [survey], since=start, until=end, cells=cells
+        ),
+    }
+    out: dict[str, Any] = {}
+    for label, job in jobs.items():
+        row: dict[str, Any] = {}
+        answers = {}
+        for cells in (True, False):
+            times = []
+            for _ in range(3):
+                started = time.perf_counter()
+                answers[cells] = job(cells)
+                times.append(1000 * (time.perf_counter() - started))
+            row["cells_ms" if cells else "raw_ms"] = min(times)
+        row["equal"] = repr(answers[True]) == repr(answers[False])
+        out[label] = row
     return out
 
 
@@ -805,6 +870,7 @@ def rebuild_rollups(results: AnalyticsResults, backend: Postgres) -> None:
         # What autovacuum would do within a minute of the rebuild's commit.
         conn.execute("ANALYZE analytics_dailycell")
         conn.execute("ANALYZE analytics_hourlycell")
+        conn.execute("ANALYZE analytics_reasoncell")
     results.steps.append(
         Step(
             "rollup rebuild (cxloop analytics_rebuild)",
@@ -1116,6 +1182,18 @@ def api_queries(
     for label, summary in results.queries.items():
         if label not in timed:  # measured in-process only: listed with its summary
             results.notes.append(f"{label} (in-process only): {summary}")
+    # The pain map and key drivers from the reason cells against the raw answers they replace.
+    since = window.end - dt.timedelta(days=90)  # local midnight (wall-clock arithmetic)
+    versus = python(
+        backend, "cells", "--workspace", str(seeded.workspace_id),
+        "--since", since.isoformat(), "--until", window.end.isoformat(),
+    )  # fmt: skip
+    for label, row in versus.items():
+        results.notes.append(
+            f"{label}, last 90 days, in-process (best of 3): {row['cells_ms']:.0f} ms from the "
+            f"reason cells, {row['raw_ms']:.0f} ms from the raw answers"
+            + ("" if row["equal"] else " — THE RESULTS DIFFER")
+        )
 
 
 def below_average_note(results: AnalyticsResults, answers: dict[str, Any]) -> None:
@@ -1319,6 +1397,10 @@ def main() -> None:
     plans.add_argument("--responses", type=int, default=1_000_000)
     plans.add_argument("--customers", type=int, default=200_000)
     sub.add_parser("seed")
+    versus = sub.add_parser("cells")
+    versus.add_argument("--workspace", type=int, required=True)
+    versus.add_argument("--since", required=True)
+    versus.add_argument("--until", required=True)
     queries = sub.add_parser("queries")
     queries.add_argument("--key", required=True)
     queries.add_argument("--cookie", required=True)
@@ -1331,6 +1413,8 @@ def main() -> None:
     _django()
     if args.command == "seed":
         answer = seed()
+    elif args.command == "cells":
+        answer = cells_vs_raw(args.workspace, args.since, args.until)
     else:
         paths = [(label, path) for label, path in json.loads(args.paths)]
         answer = capture(paths, args.key, args.cookie, args.explain)

@@ -37,6 +37,9 @@ from django.utils.translation import gettext as _
 from cxloop.accounts.models import Workspace
 from cxloop.surveys.models import Response, Survey
 
+from . import reasons, rollups
+from .queries import _midnight, _whole_days
+
 __all__ = [
     "KINDS",
     "MIN_N",
@@ -285,12 +288,14 @@ def key_drivers(
     until: dt.datetime | None = None,
     kind: str = "reasons",
     min_n: int = MIN_N,
+    cells: bool = True,
 ) -> DriversResult:
     """The drivers of the score of ``surveys`` (this workspace's) answered in [since, until).
 
     Test answers and answers without a score are left out. ``kind="reasons"``: the options of
     multiple-choice questions and the reason codes on the responses' cases, merged by code;
-    ``kind="attributes"``: the options of single-choice questions.
+    ``kind="attributes"``: the options of single-choice questions. ``cells=False`` reads
+    the raw answers only (the same numbers; for tests and comparisons).
     """
     from cxloop.cases.models import Case, ReasonCode
     from cxloop.cases.services import chosen_options
@@ -305,34 +310,11 @@ def key_drivers(
         questions[survey.pk] = codes
         for code, label in options:
             labels.setdefault(code, label)
-    rows = Response.objects.filter(
-        workspace=workspace,
-        survey__in=[s.pk for s in surveys],
-        is_test=False,
-        score__isnull=False,
-    )
-    if since is not None:
-        rows = rows.filter(answered_at__gte=since)
-    if until is not None:
-        rows = rows.filter(answered_at__lt=until)
-    coded: dict[int, set[str]] = defaultdict(set)
     if kind == "reasons":
-        reason_codes = ReasonCode.objects.filter(workspace=workspace)
-        for reason in reason_codes:
+        for reason in ReasonCode.objects.filter(workspace=workspace):
             # A reason code with an option's code is that option; its taxonomy label wins.
             labels[reason.code] = reason.label()
-        with_reasons = Case.objects.filter(
-            workspace=workspace, response__in=rows.values("pk"), reasons__isnull=False
-        )
-        for response_id, code in with_reasons.values_list("response_id", "reasons__code"):
-            coded[response_id].add(code)
     index = {code: j for j, code in enumerate(labels)}
-    # One row per distinct (survey, score, answers to the choice questions), counted by the
-    # database: the model needs only how many responses share each pattern, and reading
-    # every response's answers cost about 10 µs a response (2.5 million in 90 days at
-    # 10 million a year). Responses whose case carries reason codes are read one by one.
-    keys = sorted({code for codes in questions.values() for code in codes})
-    columns = {f"q{i}": KeyTransform(code, "answers") for i, code in enumerate(keys)}
     patterns: dict[tuple[float, tuple[int, ...]], int] = defaultdict(int)
 
     def pattern(survey_id: int, answers: dict[str, Any], extra: set[str]) -> tuple[int, ...]:
@@ -341,19 +323,83 @@ def key_drivers(
         )
         return tuple(sorted({index[c] for c in chosen | extra if c in index}))
 
-    grouped = rows.values("survey_id", "score", **columns).annotate(n=Count("id")).order_by()
-    for row in grouped:
-        answers = {code: row[f"q{i}"] for i, code in enumerate(keys)}
-        patterns[(float(row["score"] or 0), pattern(row["survey_id"], answers, set()))] += row["n"]
-    if coded:
-        cited = rows.filter(pk__in=with_reasons.values("response_id")).values_list(
-            "pk", "survey_id", "score", "answers"
+    def add_raw(since: dt.datetime | None, until: dt.datetime | None) -> None:
+        """Count the patterns of the raw answers in [since, until)."""
+        rows = Response.objects.filter(
+            workspace=workspace,
+            survey__in=[s.pk for s in surveys],
+            is_test=False,
+            score__isnull=False,
         )
-        for pk, survey_id, score, answers in cited.iterator(chunk_size=5000):
-            answers = answers or {}
-            plain = (float(score or 0), pattern(survey_id, answers, set()))
-            patterns[plain] -= 1
-            patterns[(float(score or 0), pattern(survey_id, answers, coded[pk]))] += 1
+        if since is not None:
+            rows = rows.filter(answered_at__gte=since)
+        if until is not None:
+            rows = rows.filter(answered_at__lt=until)
+        coded: dict[int, set[str]] = defaultdict(set)
+        with_reasons = Case.objects.filter(
+            workspace=workspace, response__in=rows.values("pk"), reasons__isnull=False
+        )
+        if kind == "reasons":
+            for response_id, code in with_reasons.values_list("response_id", "reasons__code"):
+                coded[response_id].add(code)
+        # One row per distinct (survey, score, answers to the choice questions), counted by
+        # the database; responses whose case carries reason codes are read one by one.
+        keys = sorted({code for codes in questions.values() for code in codes})
+        columns = {f"q{i}": KeyTransform(code, "answers") for i, code in enumerate(keys)}
+        grouped = rows.values("survey_id", "score", **columns).annotate(n=Count("id")).order_by()
+        for row in grouped:
+            answers = {code: row[f"q{i}"] for i, code in enumerate(keys)}
+            key = (float(row["score"] or 0), pattern(row["survey_id"], answers, set()))
+            patterns[key] += row["n"]
+        if coded:
+            cited = rows.filter(pk__in=with_reasons.values("response_id")).values_list(
+                "pk", "survey_id", "score", "answers"
+            )
+            for pk, survey_id, score, answers in cited.iterator(chunk_size=5000):
+                answers = answers or {}
+                plain = (float(score or 0), pattern(survey_id, answers, set()))
+                patterns[plain] -= 1
+                patterns[(float(score or 0), pattern(survey_id, answers, coded[pk]))] += 1
+
+    def add_cells(first: dt.date | None, last: dt.date | None, skip: list[dt.date]) -> None:
+        """Count the patterns of the reason cells of the whole local days [first, last) but
+        ``skip``."""
+        for survey_id, score, tokens, total in reasons.patterns(
+            [s.pk for s in surveys], first, last, skip
+        ):
+            asked = set(questions.get(survey_id, ()))
+            chosen = {
+                token.code
+                for token in reasons.parse(tokens)
+                if (token.source == "o" and token.question in asked)
+                or (token.source == "c" and kind == "reasons")
+            }
+            hit = tuple(sorted({index[c] for c in chosen if c in index}))
+            patterns[(float(score), hit)] += total
+
+    # The reason cells (NPS surveys only, whole local days, when current) hold the counts per
+    # (survey, day, score, tokens): summed in SQL, a few hundred rows a period instead of
+    # every answer; the parts of since/until that are not whole days are read raw.
+    zone = rollups.tz_of(workspace)
+    usable = bool(surveys) and all(rollups.is_nps(s) for s in surveys)
+    first, last = _whole_days(since, until, zone)
+    if (
+        not cells
+        or not usable
+        or (first is not None and last is not None and first >= last)
+        or not (rollups.prepare(workspace) or rollups.is_built(workspace))
+    ):
+        add_raw(since, until)
+    else:
+        # Days whose reason cells are not current yet (the heartbeat recomputes them): raw.
+        dirty = reasons.dirty_days([s.pk for s in surveys], first, last)
+        add_cells(first, last, dirty)
+        for start, end in reasons.day_ranges(dirty, zone):
+            add_raw(start, end)
+        if first is not None and since is not None and _midnight(first, zone) > since:
+            add_raw(since, _midnight(first, zone))
+        if last is not None and until is not None and _midnight(last, zone) < until:
+            add_raw(_midnight(last, zone), until)
     found = [(key, n) for key, n in sorted(patterns.items()) if n > 0]
     matrix = np.zeros((len(found), len(index)), dtype=np.int8)
     for i, ((_score, hit), _n) in enumerate(found):

@@ -73,6 +73,94 @@ class HourlyCell(Cell):
         ]
 
 
+# The dimension kinds of the reason cells: the pain map's filters (region reads its branches).
+REASON_KINDS = ("all", "branch", "employee", "product")
+
+
+class ReasonCell(models.Model):
+    """The pain map's and key drivers' rollup of a (survey, local day[, branch/employee/product]),
+    read instead of every answer (``reasons.py``). Two sorts of rows:
+
+    * a **respondents** row (``score`` null): the day's scored answers of the kind and entity,
+      ``histogram`` their count per score 0..10, ``anonymous`` those without a customer and
+      ``customers`` the ids of the others (``reasons.pack``), for distinct respondents;
+    * **token** rows: the answers with one ``score`` and the same reason ``tokens``, how many
+      (``n``), how many anonymous, which customers. Kind ``all`` has them for every score
+      (key drivers); the other kinds only for the survey's detractor scores when built (a
+      change of thresholds marks the survey's days dirty). ``tokens`` is the sorted,
+      newline-joined set of ``o<TAB>question<TAB>value`` (a value given to a single/multiple
+      choice question; the reader applies the survey's current definition), ``c<TAB>code`` (a
+      reason code on a case opened for the answer) and ``t<TAB>code`` (a reason code of the
+      answer's comment, ``text.CommentReason``).
+
+    Recomputed by the heartbeat for the days in ``ReasonDirtyDay``; readers take those days
+    from the raw answers meanwhile."""
+
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+")
+    survey = models.ForeignKey("surveys.Survey", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    kind = models.CharField(max_length=10)
+    entity_id = models.BigIntegerField(null=True, blank=True)
+    score = models.PositiveSmallIntegerField(null=True, blank=True)
+    tokens = models.TextField(blank=True)
+    n = models.PositiveIntegerField(default=0)
+    anonymous = models.PositiveIntegerField(default=0)
+    customers = models.BinaryField(default=b"")
+    histogram = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("reason cell")
+        verbose_name_plural = _("reason cells")
+        indexes = [
+            models.Index(fields=["survey", "kind", "day"], name="analytics_reason_survey"),
+            models.Index(
+                fields=["survey", "kind", "entity_id", "day"], name="analytics_reason_entity"
+            ),
+            models.Index(fields=["workspace", "day"], name="analytics_reason_ws"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.survey_id} {self.day} {self.kind} {self.entity_id} {self.score}"
+
+
+class ReasonDirtyDay(models.Model):
+    """A (survey, local day) whose reason cells must be recomputed (marked with ``DirtyDay``,
+    see there); recomputed by the heartbeat only, not by a request (a day's reason cells cost
+    a pass over its answers in Python)."""
+
+    workspace_id = models.BigIntegerField()
+    survey_id = models.BigIntegerField()
+    day = models.DateField()
+    token = models.CharField(max_length=32)
+    marked_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("dirty reason day")
+        verbose_name_plural = _("dirty reason days")
+        constraints = [
+            models.UniqueConstraint(fields=["survey_id", "day"], name="analytics_rdirty_unique")
+        ]
+        indexes = [models.Index(fields=["workspace_id", "day"], name="analytics_rdirty_ws")]
+
+    def __str__(self) -> str:
+        return f"{self.survey_id} {self.day}"
+
+
+class ReasonWatermark(models.Model):
+    """Comments coded (``text.Comment.analysed_at``) up to ``checked_at`` have had their days
+    marked dirty: the model coder bulk-creates ``CommentReason`` rows, which sends no signal,
+    so the heartbeat marks the days of comments analysed since (``reasons.reconcile``)."""
+
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("reason watermark")
+        verbose_name_plural = _("reason watermarks")
+
+    def __str__(self) -> str:
+        return str(self.checked_at)
+
+
 class DirtyDay(models.Model):
     """A (survey, local day) whose cells must be recomputed. Plain ids, no foreign keys: a row
     is written while its survey may be being deleted (cascades send ``post_delete``).

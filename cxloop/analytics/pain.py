@@ -6,8 +6,9 @@ Definitions (``docs/pain-map.md`` has them with a worked example):
   filters; **detractors**: those scoring at or below their survey's detractor threshold
   (``analytics.NpsThresholds``, 6 by default).
 * A detractor **cites** a reason when the case opened for their answer carries the reason code
-  (the root cause a supervisor recorded on the call-back) **or** they ticked an option of that
-  code in a single/multiple choice question of the survey. A ``ReasonCode`` whose code equals
+  (the root cause a supervisor recorded on the call-back), **or** their comment was coded with
+  it (text analytics: a model, an analyst or the call-back, ``text.CommentReason``), **or** they
+  ticked an option of that code in a single/multiple choice question of the survey. A ``ReasonCode`` whose code equals
   an option code is the same reason: it counts once per detractor, however many ways it is
   cited. An option without a ``ReasonCode`` shows by the option's text.
 * **share** = citing / detractors (with its Wilson interval); the reasons are ranked by it
@@ -23,6 +24,11 @@ Definitions (``docs/pain-map.md`` has them with a worked example):
   reason, times the number of customers in the workspace, with the Wilson interval scaled alike
   (``stats.extrapolate``). Left out (``None``) when asked not to, or when there are fewer
   customers on record than respondents (anonymous answers), where the scaling means nothing.
+
+Computed from the reason cells (``reasons.py``: per survey, local day and score, the answers
+sharing the same reason tokens, with their customers) for whole local days whose cells are
+current, from the raw answers for the rest; both give the same numbers (``cells=False`` reads
+the raw answers only). ``docs/pain-map.md`` says how the cells are kept current.
 """
 
 from __future__ import annotations
@@ -33,18 +39,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils.translation import get_language
 
 from cxloop.accounts.models import Workspace
-from cxloop.cases.models import Case, ReasonCode
+from cxloop.cases.models import ReasonCode
 from cxloop.customers.models import Customer
 from cxloop.surveys.definition import texts_for
 from cxloop.surveys.models import Response, Survey
 from cxloop.surveys.render import definition_of
 
-from . import rollups
-from .queries import QueryError
+from . import reasons, rollups
+from .queries import QueryError, _midnight, _whole_days
 from .stats import Extrapolation, extrapolate, wilson_interval
 
 __all__ = [
@@ -201,23 +207,94 @@ def choice_options(survey: Survey, language: str) -> dict[str, dict[str, str]]:
     }
 
 
-def _ticked(answers: Any, questions: Mapping[str, Mapping[str, str]]) -> set[str]:
-    """The option codes ticked in the choice questions (unknown codes ignored)."""
-    ticked: set[str] = set()
-    if not isinstance(answers, dict):
-        return ticked
-    for code, options in questions.items():
-        value = answers.get(code)
-        values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-        ticked.update(v for v in values if isinstance(v, str) and v in options)
-    return ticked
-
-
 # --------------------------------------------------------------------------- the map
 
 
-def pain_map(query: PainQuery) -> PainMap:
-    """The reasons detractors cite in the period, ranked by the share of detractors citing."""
+def period_of_day(day: dt.date, every: str) -> tuple[str, dt.date]:
+    """``period_of`` for a local day."""
+    if every == "month":
+        return f"{day.year:04d}-{day.month:02d}", dt.date(day.year, day.month, 1)
+    year, week, _ = day.isocalendar()
+    return f"{year:04d}-W{week:02d}", dt.date.fromisocalendar(year, week, 1)
+
+
+def _cell_plan(query: PainQuery) -> tuple[str, list[int] | None] | None:
+    """(reason-cell kind, entity ids or None for all) answering the filters, or None when
+    they span two kinds (the raw answers are read then)."""
+    from cxloop.organisation.models import Branch, Employee, Product
+
+    kinds = {"branch" if name == "region" else name for name in query.filters}
+    if not kinds:
+        return "all", None
+    if len(kinds) > 1:
+        return None
+    kind = kinds.pop()
+    codes = {name: [str(c) for c in values] for name, values in query.filters.items()}
+    # No workspace filter: the raw answers are matched by code alone, and the cells read are
+    # this workspace's surveys' anyway.
+    if kind == "branch":
+        branches = Branch.objects.all()
+        if "branch" in codes:
+            branches = branches.filter(code__in=codes["branch"])
+        if "region" in codes:
+            branches = branches.filter(region__code__in=codes["region"])
+        return kind, list(branches.values_list("pk", flat=True))
+    model = Employee if kind == "employee" else Product
+    return kind, list(model.objects.filter(code__in=codes[kind]).values_list("pk", flat=True))
+
+
+def _groups(
+    query: PainQuery,
+    surveys: Sequence[Survey],
+    zone: Any,
+    cuts: Mapping[int, int],
+    *,
+    cells: bool = True,
+) -> tuple[list[reasons.Respondents], list[reasons.Group]]:
+    """The period's respondents per (survey, local day) and its detractors grouped by (survey,
+    local day, score, reason tokens): from the reason cells for whole local days whose cells
+    are current, from the raw answers for the rest."""
+    workspace = query.workspace
+    survey_ids = [s.pk for s in surveys]
+    questions = {s.pk: reasons.choice_questions(s) for s in surveys}
+    respondents: list[reasons.Respondents] = []
+    found: list[reasons.Group] = []
+
+    def raw(since: dt.datetime | None, until: dt.datetime | None) -> None:
+        qs = scored_responses(workspace, survey_ids, since, until, query.filters)
+        who, groups = reasons.groups(workspace, qs, zone, questions)
+        respondents.extend(who)
+        found.extend(groups)
+
+    plan = _cell_plan(query) if cells else None
+    if plan is not None:
+        rollups.prepare(workspace)  # a small workspace never rolled up is built now
+    if plan is None or not rollups.is_built(workspace):
+        raw(query.since, query.until)
+        return respondents, found
+    first, last = _whole_days(query.since, query.until, zone)
+    if first is not None and last is not None and first >= last:
+        raw(query.since, query.until)
+        return respondents, found
+    dirty = reasons.dirty_days(survey_ids, first, last)
+    who, groups = reasons.stored(survey_ids, plan[0], plan[1], first, last, dirty, cuts)
+    respondents.extend(who)
+    found.extend(groups)
+    for start, end in reasons.day_ranges(dirty, zone):
+        raw(start, end)
+    if first is not None and query.since is not None and _midnight(first, zone) > query.since:
+        raw(query.since, _midnight(first, zone))
+    if last is not None and query.until is not None and _midnight(last, zone) < query.until:
+        raw(_midnight(last, zone), query.until)
+    return respondents, found
+
+
+def pain_map(query: PainQuery, *, cells: bool = True) -> PainMap:
+    """The reasons detractors cite in the period, ranked by the share of detractors citing.
+
+    Read from the reason cells (``reasons.py``) for whole local days when they are current
+    and the filters lie along one dimension; ``cells=False`` reads the raw answers (the same
+    numbers, for tests and comparisons)."""
     _validate(query)
     workspace = query.workspace
     surveys = (
@@ -233,69 +310,58 @@ def pain_map(query: PainQuery) -> PainMap:
     if not survey_ids:
         return PainMap(0, 0, 0, 0, 0, 0, query.confidence, query.every, [], [])
     cuts = rollups.thresholds(survey_ids)
-    qs = scored_responses(workspace, survey_ids, query.since, query.until, query.filters)
-    detractor_q = Q()
-    promoter_q = Q()
-    for survey_id, (promoter_min, detractor_max) in cuts.items():
-        detractor_q |= Q(survey_id=survey_id, score__lte=detractor_max)
-        promoter_q |= Q(survey_id=survey_id, score__gte=promoter_min)
-    totals = qs.aggregate(
-        n=Count("pk"),
-        promoters=Count("pk", filter=promoter_q),
-        detractors=Count("pk", filter=detractor_q),
-        customers=Count("customer_id", distinct=True),
-        anonymous=Count("pk", filter=Q(customer__isnull=True)),
+    zone = rollups.tz_of(workspace)
+    who, groups = _groups(
+        query, surveys, zone, {pk: cut[1] for pk, cut in cuts.items()}, cells=cells
     )
-    n = totals["n"]
-    respondents = totals["customers"] + totals["anonymous"]
-    detractors_qs = qs.filter(detractor_q)
-
     language = (get_language() or "en")[:2]
     options = {s.pk: choice_options(s, language) for s in surveys}
-    case_codes: dict[int, set[str]] = defaultdict(set)
-    for response_id, code in (
-        Case.objects.filter(
-            workspace=workspace,
-            response__in=detractors_qs.values("pk"),
-            reasons__isnull=False,
-        )
-        .values_list("response_id", "reasons__code")
-        .distinct()
-    ):
-        case_codes[response_id].add(code)
 
-    zone = rollups.tz_of(workspace)
-    cited_by: dict[str, set[int]] = defaultdict(set)
-    who: dict[str, set[Any]] = defaultdict(set)
+    n = sum(sum(r.histogram) for r in who)
+    promoters = sum(sum(r.histogram[cuts[r.survey_id][0] :]) for r in who)
+    respondents = reasons.count_distinct([r.customers for r in who]) + sum(r.anonymous for r in who)
+    # Each detractor group's codes: a choice answer counts when it is an option of the question
+    # (the survey's current definition); case and comment codes always.
+    cited: list[tuple[reasons.Group, set[str]]] = []
+    option_labels: dict[str, str] = {}
+    for group in sorted(groups, key=lambda g: (g.day, g.survey_id, g.score, g.tokens)):
+        if group.score > cuts[group.survey_id][1]:
+            continue
+        questions = options.get(group.survey_id, {})
+        codes: set[str] = set()
+        ticked: set[str] = set()
+        for token in reasons.parse(group.tokens):
+            if token.source != "o":
+                codes.add(token.code)
+            elif token.code in questions.get(token.question, {}):
+                ticked.add(token.code)
+        for question in questions.values():
+            for code in ticked & question.keys():
+                option_labels.setdefault(code, question[code])
+        cited.append((group, codes | ticked))
+
+    citing_by: dict[str, int] = defaultdict(int)
+    members: dict[str, list[int]] = defaultdict(list)  # code -> indexes into ``cited``
     per_period: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     starts: dict[str, dt.date] = {}
     detractor_periods: dict[str, int] = defaultdict(int)
     citing_periods: dict[str, int] = defaultdict(int)
-    option_labels: dict[str, str] = {}
     detractors = 0
-    rows = detractors_qs.values_list("pk", "survey_id", "customer_id", "answered_at", "answers")
-    for pk, survey_id, customer_id, answered_at, answers in rows.iterator(chunk_size=5000):
-        detractors += 1
-        questions = options.get(survey_id, {})
-        ticked = _ticked(answers, questions)
-        for question in questions.values():
-            for code in ticked & question.keys():
-                option_labels.setdefault(code, question[code])
-        codes = case_codes.get(pk, set()) | ticked
-        period, start = period_of(answered_at, query.every, zone)
+    for i, (group, codes) in enumerate(cited):
+        detractors += group.n
+        period, start = period_of_day(group.day, query.every)
         starts[period] = start
-        detractor_periods[period] += 1
+        detractor_periods[period] += group.n
         if codes:
-            citing_periods[period] += 1
-        respondent = customer_id if customer_id is not None else f"response:{pk}"
+            citing_periods[period] += group.n
         for code in codes:
-            cited_by[code].add(pk)
-            who[code].add(respondent)
-            per_period[code][period] += 1
+            citing_by[code] += group.n
+            members[code].append(i)
+            per_period[code][period] += group.n
 
     taxonomy = {
         rc.code: rc
-        for rc in ReasonCode.objects.filter(workspace=workspace, code__in=list(cited_by))
+        for rc in ReasonCode.objects.filter(workspace=workspace, code__in=list(citing_by))
     }
     customers = Customer.objects.filter(workspace=workspace).count()
     can_scale = query.extrapolate and respondents > 0 and customers >= respondents
@@ -305,15 +371,26 @@ def pain_map(query: PainQuery) -> PainMap:
             return taxonomy[code].label(language)
         return option_labels.get(code, code)
 
-    ranked = sorted(cited_by, key=lambda code: (-len(cited_by[code]), label(code).lower(), code))
+    def affected_by(code: str) -> int:
+        found = [cited[i][0] for i in members[code]]
+        return reasons.count_distinct([g.customers for g in found]) + sum(
+            g.anonymous for g in found
+        )
+
+    ranked = sorted(citing_by, key=lambda code: (-citing_by[code], label(code).lower(), code))
     order = sorted(starts, key=lambda p: starts[p])
-    covered: set[int] = set()
-    reasons: list[Reason] = []
+    covered_groups: set[int] = set()
+    covered = 0
+    reasons_out: list[Reason] = []
     for code in ranked:
-        citing = len(cited_by[code])
-        covered |= cited_by[code]
+        citing = citing_by[code]
+        for i in members[code]:
+            if i not in covered_groups:
+                covered_groups.add(i)
+                covered += cited[i][0].n
         low, high = wilson_interval(citing, detractors, query.confidence)
-        reasons.append(
+        affected = affected_by(code)
+        reasons_out.append(
             Reason(
                 code=code,
                 label=label(code),
@@ -322,12 +399,12 @@ def pain_map(query: PainQuery) -> PainMap:
                 share=citing / detractors,
                 share_low=low,
                 share_high=high,
-                cumulative=len(covered) / detractors,
+                cumulative=covered / detractors,
                 nps_gain=100.0 * citing / n,
-                cumulative_gain=100.0 * len(covered) / n,
-                respondents=len(who[code]),
+                cumulative_gain=100.0 * covered / n,
+                respondents=affected,
                 extrapolation=(
-                    extrapolate(len(who[code]), respondents, customers, query.confidence)
+                    extrapolate(affected, respondents, customers, query.confidence)
                     if can_scale
                     else None
                 ),
@@ -339,15 +416,15 @@ def pain_map(query: PainQuery) -> PainMap:
         )
     return PainMap(
         responses=n,
-        promoters=totals["promoters"],
+        promoters=promoters,
         detractors=detractors,
-        citing_any=len(covered),
+        citing_any=covered,
         respondents=respondents,
         customers=customers,
         confidence=query.confidence,
         every=query.every,
         periods=[TrendPoint(p, starts[p], detractor_periods[p], citing_periods[p]) for p in order],
-        reasons=reasons,
+        reasons=reasons_out,
     )
 
 

@@ -2,18 +2,27 @@
 
 ``post_init`` remembers the survey and the answer time a response was loaded with, so that a
 response moved to another day or survey marks its old day too. Marks are written in the same
-transaction as the change."""
+transaction as the change.
+
+The reason cells (``reasons.py``) also depend on a case's reason codes and a comment's codes:
+changing them marks the response's day too. ``CommentReason`` rows bulk-created (the model
+coder) send no signal: the heartbeat's ``reasons.reconcile`` marks those days."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from django.db.models.signals import post_delete, post_init, post_save
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_init, post_save
 from django.dispatch import receiver
 
+from cxloop.cases.models import Case
 from cxloop.surveys.models import Response
+from cxloop.text.models import CommentReason
 
-from . import rollups
+from . import reasons, rollups
+from .models import NpsThresholds
 
 _ORIGINAL = "_analytics_original"
 
@@ -45,3 +54,67 @@ def on_saved(sender: Any, instance: Response, created: bool, **kwargs: Any) -> N
 @receiver(post_delete, sender=Response, dispatch_uid="analytics.mark_deleted_response")
 def on_deleted(sender: Any, instance: Response, **kwargs: Any) -> None:
     rollups.mark_responses([instance])
+
+
+@receiver(m2m_changed, sender=Case.reasons.through, dispatch_uid="analytics.mark_case_reasons")
+def on_case_reasons(
+    sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any
+) -> None:
+    if action not in ("post_add", "post_remove", "post_clear", "pre_clear"):
+        return
+    if not reverse:
+        if action != "pre_clear":
+            reasons.mark_response_ids([instance.response_id])
+        return
+    # reason_code.cases.add(...): the cases in pk_set (all of the code's on clear).
+    cases = Case.objects.filter(response__isnull=False)
+    if action == "pre_clear" or pk_set is None:
+        cases = cases.filter(reasons=instance)
+    elif action == "post_clear":
+        return
+    else:
+        cases = cases.filter(pk__in=pk_set)
+    reasons.mark_response_ids(cases.values_list("response_id", flat=True))
+
+
+@receiver(post_delete, sender=Case, dispatch_uid="analytics.mark_deleted_case")
+def on_case_deleted(sender: Any, instance: Case, **kwargs: Any) -> None:
+    # A deleted case takes its reasons away from its response. (A case is never moved to
+    # another response; saving a case otherwise does not change what the response cites.)
+    if instance.response_id is not None:
+        reasons.mark_response_ids([instance.response_id])
+
+
+_local = threading.local()
+
+
+def _pending_comments() -> set[int]:
+    pending: set[int] | None = getattr(_local, "comments", None)
+    if pending is None:
+        pending = _local.comments = set()
+    return pending
+
+
+def _flush_comments() -> None:
+    pending = _pending_comments()
+    if pending:
+        ids = list(pending)
+        pending.clear()
+        reasons.mark_comments(ids)
+
+
+@receiver(post_save, sender=CommentReason, dispatch_uid="analytics.mark_saved_comment_code")
+@receiver(post_delete, sender=CommentReason, dispatch_uid="analytics.mark_deleted_comment_code")
+def on_comment_code(sender: Any, instance: CommentReason, **kwargs: Any) -> None:
+    # Collected and marked once after the transaction commits (at once outside one): a
+    # queryset delete sends this for every row, and marking costs queries. (A rolled-back
+    # transaction leaves its ids to the next flush: days marked needlessly, never missed.)
+    _pending_comments().add(instance.comment_id)
+    transaction.on_commit(_flush_comments)
+
+
+@receiver(post_save, sender=NpsThresholds, dispatch_uid="analytics.mark_thresholds_saved")
+@receiver(post_delete, sender=NpsThresholds, dispatch_uid="analytics.mark_thresholds_deleted")
+def on_thresholds(sender: Any, instance: NpsThresholds, **kwargs: Any) -> None:
+    # The reason cells of the other kinds keep tokens for the detractor scores only.
+    reasons.mark_survey(instance.survey_id)

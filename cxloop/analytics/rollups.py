@@ -11,6 +11,11 @@
 * ``rebuild`` recomputes every cell of a workspace (``cxloop analytics_rebuild``); it runs
   by itself the first time a workspace is read, and when the workspace's time zone changed.
 
+The reason cells of the pain map and key drivers (``reasons.py``) are marked with the same
+days (``ReasonDirtyDay``, also by a case's reasons, a comment's codes and a change of
+thresholds, ``receivers.py``) but recomputed by the heartbeat only (``reasons.refresh``, in
+``tick``), never inside a request: their readers take dirty days from the raw answers.
+
 Only surveys whose score question is NPS get cells; test answers and answers without a score
 are left out. The local day and hour are those of the workspace's time zone, computed by the
 database (``AT TIME ZONE`` on PostgreSQL; Django's Python functions on SQLite).
@@ -33,6 +38,7 @@ from cxloop.accounts.models import Workspace
 from cxloop.core import clock
 from cxloop.surveys.models import Response, Survey
 
+from . import reasons
 from .models import (
     DAILY_KINDS,
     HOURLY_KINDS,
@@ -41,6 +47,8 @@ from .models import (
     DirtyDay,
     HourlyCell,
     NpsThresholds,
+    ReasonCell,
+    ReasonDirtyDay,
     RollupState,
 )
 
@@ -116,6 +124,7 @@ def mark_days(items: Iterable[tuple[int, int, dt.date]]) -> None:
             unique_fields=["survey_id", "day"],
             update_fields=["token", "marked_at"],
         )
+        reasons.mark_days((row.workspace_id, row.survey_id, row.day) for row in rows.values())
 
 
 _zone_cache: dict[int, tuple[str, zoneinfo.ZoneInfo]] = {}
@@ -215,6 +224,18 @@ def _day_bounds(day: dt.date, zone: zoneinfo.ZoneInfo) -> tuple[dt.datetime, dt.
     return start, end + dt.timedelta(days=1)
 
 
+def day_answers(workspace: Workspace, survey_id: int, day: dt.date) -> QuerySet[Response]:
+    """The counted answers of a survey on a local day."""
+    zone = tz_of(workspace)
+    start, end = _day_bounds(day, zone)
+    return (
+        _counted(workspace)
+        .filter(survey_id=survey_id, answered_at__gte=start, answered_at__lt=end)
+        .annotate(analytics_day=TruncDate("answered_at", tzinfo=zone))
+        .filter(analytics_day=day)
+    )
+
+
 def _refresh_day(dirty: DirtyDay, workspace: Workspace | None) -> None:
     with transaction.atomic():
         DailyCell.objects.filter(survey_id=dirty.survey_id, day=dirty.day).delete()
@@ -222,40 +243,46 @@ def _refresh_day(dirty: DirtyDay, workspace: Workspace | None) -> None:
         survey = Survey.objects.filter(pk=dirty.survey_id).first()
         if workspace is not None and survey is not None and is_nps(survey):
             zone = tz_of(workspace)
-            start, end = _day_bounds(dirty.day, zone)
-            qs = (
-                _counted(workspace)
-                .filter(survey_id=survey.pk, answered_at__gte=start, answered_at__lt=end)
-                .annotate(analytics_day=TruncDate("answered_at", tzinfo=zone))
-                .filter(analytics_day=dirty.day)
-            )
+            qs = day_answers(workspace, survey.pk, dirty.day)
             daily, hourly = _cells(workspace, qs, zone)
             DailyCell.objects.bulk_create(daily, batch_size=CREATE_BATCH)
             HourlyCell.objects.bulk_create(hourly, batch_size=CREATE_BATCH)
         DirtyDay.objects.filter(pk=dirty.pk, token=dirty.token).delete()
 
 
-def rebuild(workspace: Workspace) -> dict[str, int]:
-    """Recompute every cell of the workspace from its raw responses (one transaction)."""
+def rebuild(workspace: Workspace, with_reasons: bool = True) -> dict[str, int]:
+    """Recompute every cell of the workspace from its raw responses (one transaction).
+
+    ``with_reasons=False`` (the inline rebuild of a request): the reason cells, a pass over
+    each day's answers in Python, are left to the heartbeat (their days marked dirty)."""
     zone = tz_of(workspace)
     with transaction.atomic():
         started = clock.now()
         DirtyDay.objects.filter(workspace_id=workspace.pk, marked_at__lte=started).delete()
         DailyCell.objects.filter(workspace=workspace).delete()
         HourlyCell.objects.filter(workspace=workspace).delete()
+        ReasonCell.objects.filter(workspace=workspace).delete()
         qs = _counted(workspace).filter(survey_id__in=nps_survey_ids(workspace))
         daily, hourly = _cells(workspace, qs, zone)
         DailyCell.objects.bulk_create(daily, batch_size=CREATE_BATCH)
         HourlyCell.objects.bulk_create(hourly, batch_size=CREATE_BATCH)
+        # The reason cells day by day (a day's customer sets at a time, not the workspace's).
+        ReasonDirtyDay.objects.filter(workspace_id=workspace.pk, marked_at__lte=started).delete()
+        reason_cells = 0
+        days = [(workspace.pk, c.survey_id, c.day) for c in daily if c.kind == "all"]
+        if not with_reasons:
+            reasons.mark_days(days)
+        for _workspace_id, survey_id, day in days if with_reasons else ():
+            reason_cells += reasons.build(workspace, day_answers(workspace, survey_id, day), zone)
         RollupState.objects.update_or_create(
             workspace=workspace,
             defaults={"time_zone": workspace.time_zone or "UTC", "built_at": started},
         )
     log.info(
-        "analytics rollups rebuilt: workspace=%s daily=%s hourly=%s",
-        workspace.pk, len(daily), len(hourly),
+        "analytics rollups rebuilt: workspace=%s daily=%s hourly=%s reasons=%s",
+        workspace.pk, len(daily), len(hourly), reason_cells,
     )  # fmt: skip
-    return {"daily": len(daily), "hourly": len(hourly)}
+    return {"daily": len(daily), "hourly": len(hourly), "reasons": reason_cells}
 
 
 def is_built(workspace: Workspace) -> bool:
@@ -303,7 +330,7 @@ def prepare(workspace: Workspace) -> bool:
     if not is_built(workspace):
         if _counted(workspace).count() > INLINE_REBUILD:
             return False
-        rebuild(workspace)
+        rebuild(workspace, with_reasons=False)
     pending = DirtyDay.objects.filter(workspace_id=workspace.pk).count()
     if pending > INLINE_DAYS:
         return False
@@ -313,5 +340,13 @@ def prepare(workspace: Workspace) -> bool:
 
 
 def tick(now: dt.datetime | None = None) -> dict[str, int]:
-    """The heartbeat's step: recompute dirty days (and rebuild new workspaces)."""
-    return {"analytics_days": refresh()}
+    """The heartbeat's step: mark the days of comments coded since the last step (their codes
+    are bulk-created without signals), recompute dirty days (and rebuild new workspaces)."""
+    coded = reasons.reconcile(now)
+    if coded:
+        log.info("analytics: %s comments coded since the last step, their days marked", coded)
+    days = refresh()
+    reason_days = reasons.refresh()
+    if reason_days:
+        log.info("analytics: reason cells of %s days recomputed", reason_days)
+    return {"analytics_days": days}

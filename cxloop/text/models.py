@@ -128,6 +128,9 @@ class Comment(Placed, WorkspaceScoped):
                 condition=Q(analysed_at__isnull=True),
                 name="comment_unanalysed",
             ),
+            # The analytics heartbeat reads the comments coded since its last look
+            # (analytics.reasons.reconcile).
+            models.Index(fields=["analysed_at"], name="comment_analysed"),
         ]
 
     def __str__(self) -> str:

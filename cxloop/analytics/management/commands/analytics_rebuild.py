@@ -1,4 +1,5 @@
-"""``cxloop analytics_rebuild --workspace SLUG``: recompute a workspace's NPS rollups."""
+"""``cxloop analytics_rebuild --workspace SLUG``: recompute a workspace's NPS rollups and
+reason cells (the pain map's and key drivers')."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from cxloop.analytics import rollups
 
 
 class Command(BaseCommand):
-    help = "Recompute the NPS rollup cells of a workspace (or all) from the raw responses."
+    help = (
+        "Recompute the NPS rollup cells and the reason cells of a workspace (or all) from the "
+        "raw responses."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--workspace", help="The workspace's slug; all when left out.")
@@ -27,6 +31,6 @@ class Command(BaseCommand):
             started = time.monotonic()
             counts = rollups.rebuild(workspace)
             self.stdout.write(
-                f"{workspace.slug}: {counts['daily']} daily and {counts['hourly']} hourly "
-                f"cells in {time.monotonic() - started:.1f} s"
+                f"{workspace.slug}: {counts['daily']} daily, {counts['hourly']} hourly and "
+                f"{counts['reasons']} reason cells in {time.monotonic() - started:.1f} s"
             )
