@@ -18,9 +18,9 @@ customer's phone number (``contact``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any
 
-from django.db import models, transaction
+from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
 from ninja import Query, Router, Status
@@ -28,7 +28,7 @@ from ninja.errors import HttpError
 
 from cxloop.accounts.models import ApiKey, Scope, Workspace
 from cxloop.accounts.services import audit
-from cxloop.core.api import Invalid, check_aware, list_page, require_scope
+from cxloop.core.api import NOT_VALID, Invalid, by_code, check_aware, list_page, require_scope
 from cxloop.organisation.models import Branch, Employee
 from cxloop.surveys.models import Response, Survey
 
@@ -54,7 +54,6 @@ from .serialise import case_data, event_data, problem_data
 cases = Router()
 problems = Router()
 
-NOT_VALID = "the request is not valid"
 # Case actions answer the case as GET /cases/{id} does.
 CASE_ANSWERS: dict[int, Any] = {200: CaseDetailOut, 404: Detail, 409: Detail}
 
@@ -73,18 +72,6 @@ def _contacts(request: HttpRequest) -> bool:
     """Only ``admin`` keys see the customer's phone: an integration that reads cases (a BI
     export, a dashboard) needs no personal data."""
     return Scope.ADMIN in _key(request).scopes
-
-
-M = TypeVar("M", bound=models.Model)
-
-
-def _by_code(model: type[M], workspace: Workspace, field: str, code: str) -> M:
-    """The row of ``model`` with this code; 422 naming ``field`` when there is none (a typo in
-    a filter must not look like "no data")."""
-    found = model._default_manager.filter(workspace=workspace, code=code).first()
-    if found is None:
-        raise Invalid(NOT_VALID, {field: [f"no {field} with code {code!r}"]})
-    return found
 
 
 def _choices(values: list[str], allowed: Iterable[str], field: str) -> list[str]:
@@ -118,7 +105,7 @@ def _branches(workspace: Workspace, codes: list[str]) -> list[Branch]:
 
 
 def _employee(workspace: Workspace, field: str, code: str) -> Employee:
-    employee = _by_code(Employee, workspace, field, code)
+    employee = by_code(Employee, workspace, field, code)
     if not employee.is_active:
         raise Invalid(NOT_VALID, {field: [f"employee {code!r} is not active"]})
     return employee
@@ -201,11 +188,11 @@ def list_cases(request: HttpRequest, params: Query[CaseParams]) -> dict[str, Any
         if params.assignee == "none":
             qs = qs.filter(assignee__isnull=True)
         else:
-            qs = qs.filter(assignee=_by_code(Employee, workspace, "assignee", params.assignee))
+            qs = qs.filter(assignee=by_code(Employee, workspace, "assignee", params.assignee))
     if params.branch is not None:
-        qs = qs.filter(branch=_by_code(Branch, workspace, "branch", params.branch))
+        qs = qs.filter(branch=by_code(Branch, workspace, "branch", params.branch))
     if params.survey is not None:
-        qs = qs.filter(survey=_by_code(Survey, workspace, "survey", params.survey))
+        qs = qs.filter(survey=by_code(Survey, workspace, "survey", params.survey))
     if params.breached is not None:
         qs = qs.filter(breached=params.breached)
     rows, cursor = list_page(qs, "opened_at", params, workspace.time_zone)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from ninja import Schema
 from ninja.errors import HttpError
@@ -23,6 +23,19 @@ class Invalid(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+
+
+NOT_VALID = "the request is not valid"
+M = TypeVar("M", bound=Model)
+
+
+def by_code(model: type[M], workspace: Any, field: str, code: str) -> M:
+    """The workspace's row of ``model`` with this code; 422 naming ``field`` when there is
+    none (a typo in a filter must not look like "no data")."""
+    found = model._default_manager.filter(workspace=workspace, code=code).first()
+    if found is None:
+        raise Invalid(NOT_VALID, {field: [f"no {field} with code {code!r}"]})
+    return found
 
 
 def check_aware(params: Any) -> None:

@@ -21,14 +21,21 @@ from ninja import Field, Query, Router, Schema, Status
 
 from cxloop.accounts.models import Workspace
 from cxloop.cases.models import ReasonCode
-from cxloop.core.api import Invalid, ListParams, Page, check_aware, list_page, require_scope
+from cxloop.core.api import (
+    NOT_VALID,
+    Invalid,
+    ListParams,
+    Page,
+    by_code,
+    check_aware,
+    list_page,
+    require_scope,
+)
 from cxloop.organisation.models import Branch
 from cxloop.surveys.models import Survey
 
 from . import services
 from .models import Comment, CommentReason, CommentSource, Emotion, Sentiment, Task
-
-NOT_VALID = "the request is not valid"
 
 comments = Router()
 
@@ -66,13 +73,6 @@ def _one_of(value: str, allowed: Iterable[str], field: str) -> str:
             NOT_VALID, {field: [f"unknown {field} {value!r}; one of {', '.join(allowed)}"]}
         )
     return value
-
-
-def _by_code(model: Any, workspace: Workspace, field: str, code: str) -> Any:
-    found = model._default_manager.filter(workspace=workspace, code=code).first()
-    if found is None:
-        raise Invalid(NOT_VALID, {field: [f"no {field} with code {code!r}"]})
-    return found
 
 
 def comment_data(comment: Comment) -> dict[str, Any]:
@@ -141,11 +141,11 @@ def list_comments(request: HttpRequest, params: Query[CommentParams]) -> dict[st
     if params.source:
         qs = qs.filter(source=_one_of(params.source, CommentSource.values, "source"))
     if params.reason:
-        qs = qs.filter(codes__reason=_by_code(ReasonCode, workspace, "reason", params.reason))
+        qs = qs.filter(codes__reason=by_code(ReasonCode, workspace, "reason", params.reason))
     if params.branch:
-        qs = qs.filter(branch=_by_code(Branch, workspace, "branch", params.branch))
+        qs = qs.filter(branch=by_code(Branch, workspace, "branch", params.branch))
     if params.survey:
-        qs = qs.filter(survey=_by_code(Survey, workspace, "survey", params.survey))
+        qs = qs.filter(survey=by_code(Survey, workspace, "survey", params.survey))
     if params.needs_review is not None:
         qs = qs.filter(needs_review=params.needs_review, reviewed_at__isnull=True)
     rows, cursor = list_page(qs, "written_at", params, workspace.time_zone)

@@ -136,7 +136,7 @@ def sync_response(response: Response) -> Comment | None:
 def sync_case(case: Case) -> Comment | None:
     """The call-back's notes as a comment of their own, and the reasons the supervisor chose
     as labels of the customer's comment (training data and the pain map's coded comments)."""
-    reasons = list(case.reasons.values_list("pk", flat=True))
+    reasons = [reason.pk for reason in case.reasons.all()]  # prefetched by the sweep
     if case.response_id is not None and reasons:
         customer = Comment.objects.filter(response_id=case.response_id).first()
         if customer is not None:
@@ -223,7 +223,9 @@ def sweep(workspace_id: int, now: dt.datetime | None = None) -> int:
             ),
             cursor.cases_at,
             cursor.cases_pk,
-        ).distinct()[:SWEEP_BATCH]
+        )
+        .distinct()
+        .prefetch_related("reasons")[:SWEEP_BATCH]
     )
     for case in cases:
         sync_case(case)
@@ -495,7 +497,7 @@ def analyse_pending(workspace_id: int | None = None, limit: int = 20_000) -> int
     return done
 
 
-def recode(workspace_id: int, task: str | None = None) -> int:
+def recode(workspace_id: int) -> int:
     """Mark every comment of the workspace to be coded again (after a model change); the
     heartbeat and the workers do it in batches. Returns how many are waiting."""
     return Comment.objects.filter(workspace_id=workspace_id).update(analysed_at=None)
