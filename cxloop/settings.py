@@ -335,11 +335,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
         "options": {"expires": 3000},
     },
-    # The weekly NPS digest (docs/digest.md), Mondays 07:00 UTC; once per reader and week.
+    # The weekly NPS digest (docs/digest.md): hourly, sending where it is Monday 07:00 or
+    # later in the workspace's time zone (until Wednesday); once per reader and week.
     "analytics-weekly-digest": {
         "task": "analytics.weekly_digest",
-        "schedule": crontab(minute=0, hour=7, day_of_week=1),
-        "options": {"expires": 6 * 24 * 3600},
+        "schedule": crontab(minute=0),
+        "options": {"expires": 3000},
     },
 }
 

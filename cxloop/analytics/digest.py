@@ -304,6 +304,21 @@ def message(digest: Digest) -> EmailMultiAlternatives:
 # --- sending -------------------------------------------------------------------------------
 
 
+SEND_FROM = dt.time(7)  # local time on Monday
+CATCH_UP_DAYS = 3  # Monday to Wednesday: a worker down on Monday still sends that week's
+
+
+def is_due(workspace: Workspace, now: dt.datetime) -> bool:
+    """Whether the scheduled run sends this workspace's digests now: from Monday 07:00 in its
+    own time zone until Wednesday's end (later in the week, a digest of the week before is
+    stale; readers added on Thursday wait for Monday)."""
+    local = timezone.localtime(now, rollups.tz_of(workspace))
+    day = local.isoweekday()
+    if day == 1:
+        return local.time() >= SEND_FROM
+    return day <= CATCH_UP_DAYS
+
+
 def send_workspace(
     workspace: Workspace,
     now: dt.datetime | None = None,
@@ -311,11 +326,15 @@ def send_workspace(
     dry_run: bool = False,
     via: str = "task",
     outcome: Outcome | None = None,
+    scheduled: bool = False,
 ) -> Outcome:
     """Each due reader's digest for this ISO week (local), once; ``dry_run``: build, don't send
-    or record (the outcome's ``would_send`` holds the digests)."""
+    or record (the outcome's ``would_send`` holds the digests); ``scheduled``: only when
+    ``is_due`` (the hourly task and the dispatcher; by hand, the command sends at once)."""
     now = now or clock.now()
     outcome = outcome or Outcome()
+    if scheduled and not is_due(workspace, now):
+        return outcome
     week = iso_week(timezone.localtime(now, rollups.tz_of(workspace)).date())
     with translation.override(workspace.default_language or settings.LANGUAGE_CODE):
         for membership in candidates(workspace):
@@ -365,11 +384,15 @@ def send_all(
     workspaces: Sequence[Workspace] | None = None,
     dry_run: bool = False,
     via: str = "task",
+    scheduled: bool = False,
 ) -> Outcome:
-    """Every workspace's digests (or those named) for this week."""
+    """Every workspace's digests (or those named) for this week; ``scheduled``: of the
+    workspaces where it is time (``is_due``)."""
     now = now or clock.now()
     outcome = Outcome()
     chosen = list(workspaces) if workspaces is not None else list(Workspace.objects.order_by("pk"))
     for workspace in chosen:
-        send_workspace(workspace, now, dry_run=dry_run, via=via, outcome=outcome)
+        send_workspace(
+            workspace, now, dry_run=dry_run, via=via, outcome=outcome, scheduled=scheduled
+        )
     return outcome

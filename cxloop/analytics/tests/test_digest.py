@@ -358,7 +358,10 @@ def test_the_beat_entry_points_to_a_registered_task(world: World, smtp: Mailbox)
     entry = settings.CELERY_BEAT_SCHEDULE["analytics-weekly-digest"]
     schedule = entry["schedule"]
     assert isinstance(schedule, crontab)
-    assert (schedule.minute, schedule.hour, schedule.day_of_week) == ({0}, {7}, {1})
+    # Hourly: each workspace's digests go out at 07:00 in its own time zone.
+    assert (schedule.minute, schedule.hour, schedule.day_of_week) == (
+        {0}, set(range(24)), set(range(7))
+    )  # fmt: skip
     # What the worker's autodiscovery imports (each app's ``tasks``) registers the task.
     assert "cxloop.analytics" in settings.INSTALLED_APPS
     found = autodiscover_tasks(["cxloop.analytics"], "tasks")
@@ -382,3 +385,30 @@ def test_the_digest_speaks_the_workspace_language(
     # Romanian formats: a decimal comma, day.month.year.
     assert "-13,1" in text
     assert "23.11.2026" in text
+
+
+def test_scheduled_runs_send_from_monday_seven_in_the_workspace_time_zone(
+    world: World, smtp: Mailbox
+) -> None:
+    """The workspace is in Chisinau (UTC+2 in November): 07:00 there is 05:00 UTC."""
+    monday = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+    for at, due in [
+        (monday - dt.timedelta(hours=1), False),  # Monday 01:00 there, Sunday in UTC
+        (monday + dt.timedelta(hours=4, minutes=59), False),  # 06:59 there
+        (monday + dt.timedelta(hours=5), True),  # 07:00 there, 05:00 UTC
+        (monday + dt.timedelta(days=2, hours=21, minutes=59), True),  # Wednesday 23:59
+        (monday + dt.timedelta(days=2, hours=22), False),  # Thursday 00:00 there
+    ]:
+        assert digest.is_due(world.workspace, at) is due, at
+    with freeze_time(monday + dt.timedelta(hours=4, minutes=30)):
+        assert digest.send_all(scheduled=True).sent == []
+    assert smtp.messages == []
+    with freeze_time(monday + dt.timedelta(hours=5)):
+        assert len(digest.send_all(scheduled=True).sent) == 3
+        # The next hourly runs find them sent.
+        assert digest.send_all(scheduled=True).sent == []
+    # The Thursday of the next week: too late for the schedule; by hand (``cxloop
+    # send_digest``) it goes whatever the day.
+    with freeze_time(monday + dt.timedelta(days=10)):
+        assert digest.send_all(scheduled=True).sent == []
+        assert len(digest.send_all().sent) == 3

@@ -70,12 +70,11 @@ class Command(BaseCommand):
 
                     for workspace in Workspace.objects.all():
                         flag_silent_accounts(workspace)
-                    if now.isoweekday() == 1 and now.hour >= 7:
-                        # Monday's digests, as Celery beat sends them; once a week per
-                        # reader, however often this runs.
-                        from cxloop.analytics.digest import send_all
+                    # The weekly digests, where it is Monday 07:00 or later locally (as
+                    # Celery beat's hourly entry); once a week per reader, however often.
+                    from cxloop.analytics.digest import send_all
 
-                        send_all(now)
+                    send_all(now, scheduled=True)
                     if now.hour == 3:
                         # The night's retraining of text models with enough new labels.
                         from cxloop.text.services import retrain_due
