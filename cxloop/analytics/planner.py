@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, Q
+from django.utils import timezone
 
 from cxloop.accounts.models import Workspace
 from cxloop.core import clock
@@ -102,6 +103,16 @@ class Plan:
     rows: list[PlanRow]
 
     @property
+    def first_day(self) -> dt.date:
+        """The window's first day (local: ``start`` carries the workspace's time zone)."""
+        return self.start.date()
+
+    @property
+    def last_day(self) -> dt.date:
+        """The window's last day (the day before ``end``, local)."""
+        return (self.end - dt.timedelta(days=1)).date()
+
+    @property
     def short_count(self) -> int:
         return sum(1 for row in self.rows if row.short)
 
@@ -141,16 +152,24 @@ def plan(
     now: dt.datetime | None = None,
     confidence: float = CONFIDENCE,
 ) -> Plan:
-    """The plan for the NPS ``surveys`` of ``workspace``, over the last ``WINDOW_DAYS`` days."""
+    """The plan for the NPS ``surveys`` of ``workspace``, over the last ``WINDOW_DAYS`` whole
+    days before today (the workspace's time zone).
+
+    Whole days: the counts come from the rollup cells alone, and they stay the same all day
+    (a window ending at this second would lose the answers of 90 days ago second by second, so
+    every request would ask for a chart with other numbers and draw it afresh).
+    """
     _check(by, per, margin)
-    end = now or clock.now()
-    start = end - dt.timedelta(days=WINDOW_DAYS)
+    tz = rollups.tz_of(workspace)
+    today = timezone.localtime(now or clock.now(), tz).date()
+    end = dt.datetime.combine(today, dt.time.min, tzinfo=tz)
+    start = dt.datetime.combine(today - dt.timedelta(days=WINDOW_DAYS), dt.time.min, tzinfo=tz)
     survey_ids = [s.pk for s in surveys if s.workspace_id == workspace.pk]
     path = _PATHS[by]
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    # The answers per group come from queries.nps (the rollup cells for the whole days, the
-    # raw responses for the two partial ones): the same counts as grouping the window's
-    # responses, without scanning them (2.5 million in 90 days at 10 million a year).
+    # The answers per group come from queries.nps (the rollup cells of the window's whole
+    # days): the same counts as grouping the window's responses, without scanning them
+    # (2.5 million in 90 days at 10 million a year).
     every_nps = set(rollups.nps_survey_ids(workspace))
     chosen = [s for s in surveys if s.workspace_id == workspace.pk and s.pk in every_nps]
     asked: list[Survey | None] = (

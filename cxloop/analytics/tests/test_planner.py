@@ -202,3 +202,34 @@ def test_supervisors_are_refused(world: dict[str, Any], make_user: Callable[...,
     client = Client()
     client.force_login(make_user(world["workspace"], Role.SUPERVISOR))
     assert client.get("/analytics/planner").status_code == 403
+
+
+def test_the_window_is_the_90_whole_local_days_before_today(workspace: Workspace) -> None:
+    """Today's answers wait for tomorrow; the first day counts from its local midnight; two
+    requests on the same day plan with the same numbers (so the page's chart is drawn once)."""
+    from cxloop.analytics import rollups
+
+    survey = make_survey(workspace)
+    region = Region.objects.create(workspace=workspace, code="R1", name="R1")
+    branch = Branch.objects.create(workspace=workspace, code="B01", name="B01", region=region)
+    tz = rollups.tz_of(workspace)
+    now = clock.now()
+    today = now.astimezone(tz).date()
+    first = dt.datetime.combine(today - dt.timedelta(days=90), dt.time.min, tzinfo=tz)
+    midnight = dt.datetime.combine(today, dt.time.min, tzinfo=tz)
+    for at, score in [
+        (midnight + dt.timedelta(minutes=1), 0),  # today: not yet
+        (midnight - dt.timedelta(minutes=1), 10),  # yesterday's last minute
+        (first, 10),  # the first day's first second
+        (first - dt.timedelta(seconds=1), 0),  # the day before the window
+    ]:
+        Response.objects.create(
+            workspace=workspace, survey=survey, external_id=f"W{next(_ids)}", score=score,
+            answered_at=at, source=ResponseSource.WEB, branch=branch,
+        )  # fmt: skip
+    early = plan(workspace, [survey], by="branch", now=midnight + dt.timedelta(minutes=2))
+    late = plan(workspace, [survey], by="branch", now=midnight + dt.timedelta(hours=23))
+    assert (early.start, early.end) == (first, midnight) == (late.start, late.end)
+    row = next(r for r in early.rows if r.code == "B01")
+    assert (row.responses, row.nps) == (2, 100.0)
+    assert early.rows == late.rows
