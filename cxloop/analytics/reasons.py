@@ -32,7 +32,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from cxloop.accounts.models import Workspace
-from cxloop.core import clock
+from cxloop.core import bulk, clock
 from cxloop.surveys.models import Response, Survey
 
 from .models import REASON_KINDS, ReasonCell, ReasonDirtyDay, ReasonWatermark
@@ -272,7 +272,7 @@ def build(workspace: Workspace, qs: QuerySet[Response], zone: zoneinfo.ZoneInfo)
         for (kind, entity, survey_id, day, score, tokens), (n, anonymous, customers)
         in found.tokens.items()
     ]  # fmt: skip
-    ReasonCell.objects.bulk_create(made, batch_size=CREATE_BATCH)
+    bulk.insert(ReasonCell, made, batch_size=CREATE_BATCH)
     return len(made)
 
 

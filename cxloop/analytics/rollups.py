@@ -35,7 +35,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import ExtractHour, TruncDate
 
 from cxloop.accounts.models import Workspace
-from cxloop.core import clock
+from cxloop.core import bulk, clock
 from cxloop.surveys.models import Response, Survey
 
 from . import reasons
@@ -245,8 +245,8 @@ def _refresh_day(dirty: DirtyDay, workspace: Workspace | None) -> None:
             zone = tz_of(workspace)
             qs = day_answers(workspace, survey.pk, dirty.day)
             daily, hourly = _cells(workspace, qs, zone)
-            DailyCell.objects.bulk_create(daily, batch_size=CREATE_BATCH)
-            HourlyCell.objects.bulk_create(hourly, batch_size=CREATE_BATCH)
+            bulk.insert(DailyCell, daily, batch_size=CREATE_BATCH)
+            bulk.insert(HourlyCell, hourly, batch_size=CREATE_BATCH)
         DirtyDay.objects.filter(pk=dirty.pk, token=dirty.token).delete()
 
 
@@ -264,8 +264,8 @@ def rebuild(workspace: Workspace, with_reasons: bool = True) -> dict[str, int]:
         ReasonCell.objects.filter(workspace=workspace).delete()
         qs = _counted(workspace).filter(survey_id__in=nps_survey_ids(workspace))
         daily, hourly = _cells(workspace, qs, zone)
-        DailyCell.objects.bulk_create(daily, batch_size=CREATE_BATCH)
-        HourlyCell.objects.bulk_create(hourly, batch_size=CREATE_BATCH)
+        bulk.insert(DailyCell, daily, batch_size=CREATE_BATCH)
+        bulk.insert(HourlyCell, hourly, batch_size=CREATE_BATCH)
         # The reason cells day by day (a day's customer sets at a time, not the workspace's).
         ReasonDirtyDay.objects.filter(workspace_id=workspace.pk, marked_at__lte=started).delete()
         reason_cells = 0
