@@ -109,8 +109,11 @@ def _default_language() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_charts() -> None:
-    """Each test draws its charts: one that makes rendering fail must not find them kept."""
+def _fresh_charts(settings: Any) -> None:
+    """Each test draws its charts: one that makes rendering fail must not find them kept, and
+    a page asked again after its data changed shows the new chart (``test_charts`` turns
+    ``CHART_MAX_AGE`` on)."""
     from cxloop.core import charts
 
+    settings.CHART_MAX_AGE = 0
     charts.clear_cache()

@@ -248,6 +248,12 @@ CACHES = {
     )
 }
 
+# Charts (cxloop/core/charts.py) are kept in that cache by their numbers. On the analytics
+# pages a chart whose numbers changed is shown as last drawn for up to CHART_MAX_AGE seconds,
+# then redrawn by a thread while the old one is still shown (the tables beside it are always
+# current); 0 draws every change at once.
+CHART_MAX_AGE = float(env_int("CHART_MAX_AGE", 60, minimum=0))
+
 # Survey delivery. The dispatcher's heartbeat (seconds) and the most messages per second
 # each channel may send (providers and SMTP relays throttle; SMS costs money).
 DISPATCH_INTERVAL = float(env_int("DISPATCH_INTERVAL", 2, minimum=1))

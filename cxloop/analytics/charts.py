@@ -71,6 +71,7 @@ def chart_groups(rows: Sequence[dict[str, Any]], limit: int = MAX_BARS) -> list[
     return with_nps[:top] + with_nps[len(with_nps) - (limit - top) :]
 
 
+@charts.cached
 def groups_svg(
     rows: Sequence[dict[str, Any]], overall: float | None, min_n: int, width: int = WIDTH
 ) -> str | None:
@@ -152,6 +153,7 @@ def groups_svg(
     return charts.render_svg(chart, {"groups": data, "overall": [{"overall": overall}]})
 
 
+@charts.cached
 def trend_svg(
     rows: Sequence[dict[str, Any]],
     min_n: int,
@@ -260,6 +262,7 @@ def trend_svg(
     return charts.render_svg(chart, datasets)
 
 
+@charts.cached
 def heatmap_svg(
     cells: Sequence[dict[str, Any]],
     weekdays: Sequence[str],

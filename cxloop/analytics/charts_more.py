@@ -22,6 +22,7 @@ def _pct(value: float) -> str:
     return f"{value:.0f}%"
 
 
+@charts.cached
 def pareto_svg(rows: Sequence[dict[str, Any]], width: int = WIDTH) -> str | None:
     """Bars: the share of detractors citing each reason (%), ranked; line: the cumulative share
     of detractors citing at least one of the reasons so far. One axis, 0-100 %."""
@@ -93,6 +94,7 @@ def pareto_svg(rows: Sequence[dict[str, Any]], width: int = WIDTH) -> str | None
     return charts.render_svg(chart)
 
 
+@charts.cached
 def competitors_svg(rows: Sequence[dict[str, Any]], width: int = WIDTH) -> str | None:
     """One row per provider (us first): the NPS as a dot, its interval as a line."""
     drawn = [row for row in rows if row["nps"] is not None]

@@ -14,16 +14,22 @@ beside it say the same thing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 import logging
+import pickle
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django import forms
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import formats, timezone
+from django.template.loader import get_template
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -458,8 +464,17 @@ def _download(dashboard: Dashboard, fmt: str, table: str, by: str, period: Perio
 
 
 def _charts(
-    dashboard: Dashboard, every: str, annotations: Sequence[tuple[dt.date, str]] = ()
-) -> tuple[dict[str, str | None], bool]:
+    request: HttpRequest,
+    dashboard: Dashboard,
+    every: str,
+    annotations: Sequence[tuple[dt.date, str]] = (),
+    *,
+    personal: bool = False,
+) -> tuple[dict[str, str | None], bool, float | None]:
+    """The page's charts, whether one failed, and when the oldest of them was drawn if one
+    is an earlier drawing than the numbers (``core.charts.slot``; epoch seconds)."""
+    from cxloop.core import charts as core_charts
+
     from . import charts
 
     drawn: dict[str, str | None] = {}
@@ -472,15 +487,44 @@ def _charts(
         ),
         "heatmap": lambda: charts.heatmap_svg(dashboard.heatmap, weekday_labels(), MIN_N),
     }
+    stale: float | None = None
     for name, draw in builders.items():
         try:
-            drawn[name] = draw()
+            with core_charts.slot(core_charts.page_slot(request, name, personal=personal)) as at:
+                drawn[name] = draw()
+            if at.stale and at.drawn_at is not None:
+                stale = at.drawn_at if stale is None else min(stale, at.drawn_at)
         except Exception:
             # The table beside the chart says the same: the page never fails for a chart.
             log.exception("analytics_chart_failed chart=%s", name)
             drawn[name] = None
             failed = True
-    return drawn, failed
+    return drawn, failed, stale
+
+
+def _table_keys(board: Dashboard, by_label: str) -> dict[str, str]:
+    """The keys under which the page's three tables are kept rendered (``{% cache %}``): their
+    rows, the language and the template's text. The same numbers render the same HTML, so a
+    page asked again skips rendering its tables (the employee table alone is 300 rows of
+    formatted numbers: most of a warm request's CPU); new numbers are new keys."""
+    common = (translation.get_language(), MIN_N, _template_version())
+    rows = {"trend": board.trend, "groups": (board.groups, by_label), "heatmap": board.heatmap}
+    keys = {}
+    for name, data in rows.items():
+        try:
+            blob = pickle.dumps((common, data), protocol=5)
+        except Exception:  # never for our rows; then this table is rendered every time
+            keys[name] = uuid.uuid4().hex
+            continue
+        keys[name] = hashlib.blake2b(blob, digest_size=16).hexdigest()
+    return keys
+
+
+@functools.cache
+def _template_version() -> str:
+    """The dashboard template's text, hashed: a release with other markup gets other keys."""
+    origin = getattr(get_template("analytics/dashboard.html"), "origin").name  # noqa: B009
+    return hashlib.blake2b(Path(origin).read_bytes(), digest_size=8).hexdigest()
 
 
 def _comparison(result: NpsResult, previous: NpsResult) -> dict[str, Any]:
@@ -569,7 +613,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             regions=filters.get("region", ()),
             survey=form.surveys.get(chosen["survey"]),
         )
-    drawn, charts_failed = _charts(board, every, marks)
+    drawn, charts_failed, charts_stale = _charts(request, board, every, marks, personal=scoped)
     from .charts import MAX_BARS
 
     with_nps = sum(1 for group in board.groups if group["nps"] is not None)
@@ -593,6 +637,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "every": every,
             "charts": drawn,
             "charts_failed": charts_failed,
+            "charts_drawn_at": None
+            if charts_stale is None
+            else timezone.localtime(dt.datetime.fromtimestamp(charts_stale, dt.UTC), tz),
+            "table_keys": _table_keys(board, by_label=dimension_labels()[by]),
             "chart_capped": capped,
             "query": query.urlencode(),
             "weekdays": weekday_labels(),

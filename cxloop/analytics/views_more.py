@@ -96,9 +96,14 @@ def _p_text(p: float | None) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _draw(name: str, draw: Callable[[], str | None]) -> tuple[str | None, bool]:
+def _draw(
+    request: HttpRequest, name: str, draw: Callable[[], str | None], *, personal: bool = False
+) -> tuple[str | None, bool]:
+    from cxloop.core import charts as core_charts
+
     try:
-        return draw(), False
+        with core_charts.slot(core_charts.page_slot(request, name, personal=personal)):
+            return draw(), False
     except Exception:
         # The table beside the chart says the same: the page never fails for a chart.
         log.exception("analytics_chart_failed chart=%s", name)
@@ -223,7 +228,7 @@ def pain(request: HttpRequest) -> HttpResponse:
 
     from . import charts_more
 
-    chart, failed = _draw("pareto", lambda: charts_more.pareto_svg(rows))
+    chart, failed = _draw(request, "pareto", lambda: charts_more.pareto_svg(rows), personal=scoped)
     context.update(
         {
             "result": result,
@@ -347,7 +352,7 @@ def competitors(request: HttpRequest) -> HttpResponse:
 
     from . import charts_more
 
-    chart, failed = _draw("competitors", lambda: charts_more.competitors_svg(rows))
+    chart, failed = _draw(request, "competitors", lambda: charts_more.competitors_svg(rows))
     context.update(
         {
             "result": result,

@@ -135,6 +135,7 @@ class PlannerForm(_SurveyForm):
 # --- charts --------------------------------------------------------------------------------
 
 
+@charts.cached
 def drivers_svg(rows: Sequence[drivers.Driver], width: int = WIDTH) -> str | None:
     """Horizontal bars of each driver's share of R²; red when citing it lowers the score."""
     if not rows:
@@ -194,6 +195,7 @@ def drivers_svg(rows: Sequence[drivers.Driver], width: int = WIDTH) -> str | Non
     return charts.render_svg(chart)
 
 
+@charts.cached
 def planner_svg(rows: Sequence[planner.PlanRow], width: int = WIDTH) -> str | None:
     """Per segment, two bars: answers needed per period and answers received now."""
     shown = list(rows[:MAX_BARS])
@@ -242,9 +244,10 @@ def planner_svg(rows: Sequence[planner.PlanRow], width: int = WIDTH) -> str | No
     return charts.render_svg(chart)
 
 
-def _draw(name: str, draw: Any, *args: Any) -> tuple[str | None, bool]:
+def _draw(request: HttpRequest, name: str, draw: Any, *args: Any) -> tuple[str | None, bool]:
     try:
-        return draw(*args), False
+        with charts.slot(charts.page_slot(request, name)):
+            return draw(*args), False
     except Exception:
         log.exception("analytics_chart_failed chart=%s", name)
         return None, True
@@ -278,7 +281,7 @@ def drivers_page(request: HttpRequest) -> HttpResponse:
     result = drivers.key_drivers(
         workspace, form.chosen_surveys(), since=start, until=end, kind=chosen["kind"]
     )
-    svg, failed = _draw("drivers", drivers_svg, result.drivers)
+    svg, failed = _draw(request, "drivers", drivers_svg, result.drivers)
     context.update(
         {
             "result": result,
@@ -316,7 +319,7 @@ def planner_page(request: HttpRequest) -> HttpResponse:
         margin=float(chosen["margin"]),
         per=chosen["per"],
     )
-    svg, failed = _draw("planner", planner_svg, result.rows)
+    svg, failed = _draw(request, "planner", planner_svg, result.rows)
     context.update(
         {
             "plan": result,

@@ -395,3 +395,26 @@ def test_many_groups_chart_the_highest_and_lowest_and_the_table_lists_all(
         str(i) for i in [*range(20), *range(30, 50)]
     ]
     assert chart_groups(rows[:MAX_BARS]) == rows[:MAX_BARS]
+
+
+def test_new_answers_update_the_figures_at_once_and_the_charts_within_a_minute(
+    world: World, make_user: Callable[..., Any], settings: Any
+) -> None:
+    settings.CHART_MAX_AGE = 60
+    client = logged_in(make_user(world.workspace, Role.CX_MANAGER))
+    first = client.get(URL, period(world)).content.decode()
+    assert 'id="charts-stale"' not in first
+
+    answer(world, scores(0, 0, 40), branch="B03", employee=world.elena)
+    rollups.refresh(world.workspace)
+    again = client.get(URL, period(world)).content.decode()
+    # The figures count the new answers; the charts are those drawn a moment ago, and say so.
+    assert text_of(again, "company-n").startswith("160 answers")
+    assert 'id="charts-stale"' in again
+    assert "The charts were drawn at " in again and "the figures and tables are current" in again
+    chart = re.search(r'id="groups-chart".*?</figure>', first, re.S)
+    assert chart is not None and chart.group(0) in again
+
+    settings.CHART_MAX_AGE = 0
+    fresh = client.get(URL, period(world)).content.decode()
+    assert 'id="charts-stale"' not in fresh and chart.group(0) not in fresh

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from typing import Any
 
@@ -125,3 +126,164 @@ def test_a_chart_that_fails_to_render_does_not_take_the_page_down(
     assert "home_charts_failed" in caplog.text
     # The types panel falls back to the plain numbers.
     assert re.search(r"<td>call</td><td class=\"num\">1</td>", html)
+
+
+# --- keeping what was drawn ----------------------------------------------------------------
+
+
+def _bars(values: list[int]) -> Any:
+    import altair as alt
+
+    rows = [{"label": f"B{i}", "n": n} for i, n in enumerate(values)]
+    return alt.Chart(alt.Data(values=rows)).mark_bar().encode(x="n:Q", y="label:N")
+
+
+@pytest.fixture
+def drawings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The specs vl-convert is asked to draw."""
+    import vl_convert
+
+    drawn: list[str] = []
+    real = vl_convert.vegalite_to_svg
+
+    def counting(spec: Any, *args: Any, **kwargs: Any) -> str:
+        drawn.append(str(spec))
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(vl_convert, "vegalite_to_svg", counting)
+    return drawn
+
+
+def test_a_chart_is_drawn_once_and_found_by_another_worker_in_the_shared_cache(
+    drawings: list[str],
+) -> None:
+    first = charts.render_svg(_bars([3, 5]))
+    assert charts.render_svg(_bars([3, 5])) == first and len(drawings) == 1
+    # Another web worker: nothing in its own memory, the SVG in the cache they share.
+    charts._local.clear()
+    assert charts.render_svg(_bars([3, 5])) == first and len(drawings) == 1
+    # Other numbers, or another language, are another drawing.
+    charts.render_svg(_bars([3, 6]))
+    with translation.override("ru"):
+        charts.render_svg(_bars([3, 5]))
+    assert len(drawings) == 3
+
+
+def _redis_up() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+# CI starts Redis: there a missing one is a failure, not a skip.
+@pytest.mark.skipif(not _redis_up() and not os.environ.get("CI"), reason="no Redis on 6379")
+def test_workers_share_charts_through_redis(drawings: list[str], settings: Any) -> None:
+    import redis
+
+    redis.Redis(host="127.0.0.1", port=6379, db=12).flushdb()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/12",
+        }
+    }
+    svg = charts.render_svg(_bars([7, 1, 4]))
+    charts._local.clear()
+    assert charts.render_svg(_bars([7, 1, 4])) == svg and len(drawings) == 1
+    assert redis.Redis(host="127.0.0.1", port=6379, db=12).dbsize() == 1
+
+
+built: list[list[int]] = []
+
+
+@charts.cached
+def _bars_svg(values: list[int]) -> str:
+    built.append(values)
+    return charts.render_svg(_bars(values))
+
+
+def test_a_cached_builder_skips_altair_for_numbers_it_has_drawn(drawings: list[str]) -> None:
+    built.clear()
+    first = _bars_svg([1, 2])
+    assert _bars_svg([1, 2]) == first and built == [[1, 2]] and len(drawings) == 1
+    # Another worker finds it in the shared cache, without building the spec.
+    charts._local.clear()
+    assert _bars_svg([1, 2]) == first and built == [[1, 2]]
+    _bars_svg([1, 3])
+    with translation.override("ro"):
+        _bars_svg([1, 2])
+    assert built == [[1, 2], [1, 3], [1, 2]] and len(drawings) == 3
+
+
+def test_a_slot_shows_its_last_drawing_while_it_is_young(
+    drawings: list[str], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.CHART_MAX_AGE = 60
+    clock_now = [1_000_000.0]
+    monkeypatch.setattr(charts.time, "time", lambda: clock_now[0])
+    built.clear()
+    with charts.slot("w1:/analytics/?by=branch#groups") as place:
+        old = _bars_svg([3, 5])
+    assert not place.stale and len(drawings) == 1
+
+    # New answers 30 s later: the slot's drawing is shown, marked stale, nothing is built.
+    clock_now[0] += 30
+    with charts.slot("w1:/analytics/?by=branch#groups") as place:
+        assert _bars_svg([3, 6]) == old
+    assert place.stale and built == [[3, 5]] and len(drawings) == 1
+    # Another place on the page, or another page, draws its own.
+    with charts.slot("w1:/analytics/?by=branch#trend") as other:
+        new = _bars_svg([3, 6])
+    assert not other.stale and new != old and len(drawings) == 2
+    # Outside a slot the chart is always the current one (the report, the digest).
+    assert _bars_svg([3, 6]) == new
+
+    # A minute after its drawing the request still gets it at once, and a thread draws the
+    # current numbers for the next one.
+    clock_now[0] += 31
+    with charts.slot("w1:/analytics/?by=branch#groups") as place:
+        assert _bars_svg([3, 7]) == old
+    assert place.stale and place.drawn_at == 1_000_000.0
+    for thread in charts._redrawing:
+        thread.join(timeout=30)
+    assert len(drawings) == 3 and built[-1] == [3, 7]
+    with charts.slot("w1:/analytics/?by=branch#groups") as place:
+        newest = _bars_svg([3, 7])
+    assert not place.stale and newest not in (old, new)
+
+    # Ten minutes without a request: the next one draws rather than show an old chart.
+    clock_now[0] += 601
+    with charts.slot("w1:/analytics/?by=branch#groups") as place:
+        _bars_svg([3, 9])
+    assert not place.stale and len(drawings) == 4
+
+    # CHART_MAX_AGE = 0: every change is drawn at once.
+    settings.CHART_MAX_AGE = 0
+    with charts.slot("w1:/analytics/?by=branch#groups") as place:
+        _bars_svg([3, 8])
+    assert not place.stale and len(drawings) == 5
+
+
+def test_page_slots_tell_workspaces_members_and_filters_apart() -> None:
+    from types import SimpleNamespace
+
+    from django.test import RequestFactory
+
+    def slot_of(path: str, workspace: int, member: int, personal: bool = False) -> str:
+        request = RequestFactory().get(path)
+        request.membership = SimpleNamespace(pk=member, workspace_id=workspace)  # type: ignore[attr-defined]
+        return charts.page_slot(request, "groups", personal=personal)
+
+    base = slot_of("/analytics/?by=branch&since=2026-01-01", 1, 10)
+    # The order of the parameters and the download ones do not matter...
+    assert slot_of("/analytics/?since=2026-01-01&by=branch&format=csv", 1, 11) == base
+    # ...the filters, the workspace and (personal) the member do.
+    assert slot_of("/analytics/?by=product&since=2026-01-01", 1, 10) != base
+    assert slot_of("/analytics/?by=branch&since=2026-01-01", 2, 10) != base
+    assert slot_of("/analytics/?by=branch&since=2026-01-01", 1, 10, True) != slot_of(
+        "/analytics/?by=branch&since=2026-01-01", 1, 11, True
+    )
