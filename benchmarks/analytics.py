@@ -476,6 +476,50 @@ def cells_vs_raw(workspace_id: int, since: str, until: str) -> dict[str, Any]:
     return out
 
 
+def live(workspace_id: int, seconds: float, rate: float) -> dict[str, Any]:
+    """In the subprocess: answers arriving while the dashboards are timed — ``rate`` a second,
+    each a copy of a loaded answer answered now with another score, saved through the ORM (its
+    ``post_save`` marks the day dirty, as the product's own saves do) — and the analytics
+    heartbeat step (``rollups.tick``) every 2 s, as the dispatcher runs it."""
+    import random
+    import signal
+
+    from cxloop.analytics import rollups
+    from cxloop.core import clock
+    from cxloop.surveys.models import Response
+
+    templates = list(
+        Response.objects.filter(
+            workspace_id=workspace_id, is_test=False, score__isnull=False
+        ).order_by("-pk")[:500]
+    )
+    rng = random.Random(7)
+    stopped: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
+    created = ticks = 0
+    started = time.monotonic()
+    next_tick = started + 2.0
+    while (elapsed := time.monotonic() - started) < seconds and not stopped:
+        due = started + created / rate
+        if time.monotonic() >= due:
+            row = rng.choice(templates)
+            row.pk = None
+            row.id = None
+            row.external_id = f"live-{os.getpid()}-{created}"
+            row.invitation = None  # one answer per invitation
+            row.answered_at = clock.now()
+            row.score = rng.choice((0, 3, 6, 7, 8, 9, 10, 10))
+            row.comment = ""
+            row.save(force_insert=True)
+            created += 1
+        if time.monotonic() >= next_tick:
+            rollups.tick()
+            ticks += 1
+            next_tick += 2.0
+        time.sleep(0.02)
+    return {"created": created, "ticks": ticks, "seconds": elapsed}
+
+
 def python(backend: Backend, *args: str, timeout: float = 900) -> dict[str, Any]:
     """Run ``python -m benchmarks.analytics ARGS``; the JSON object it printed last."""
     proc = subprocess.run(
@@ -1073,34 +1117,111 @@ def api_load(
             answers[questions[label].label] = answer.json()
         log(f"postgres: {label}: {WARM} warm-up requests in {first:.1f} s")
     for label, kind, path in paths:
-        log(f"postgres: {label} at {rate:g}/s for {seconds:g} s")
-        app = CpuMeter(process_tree(server.pid))
-        db = CpuMeter(*surveys.db_backends(backend.dbname))
-        abandon_at = time.perf_counter() + seconds + ABANDON_AFTER
-
-        def call(i: int, path: str = path, abandon_at: float = abandon_at) -> Response:
-            if time.perf_counter() > abandon_at:
-                return Response(ABANDONED, b"not sent: the server had fallen too far behind")
-            return api_get(port, path, key, cookie)
-
-        with app, db:
-            result = run_calls(call, rate=rate, seconds=seconds, threads=API_THREADS, expect=200)
-        abandoned = result.statuses.get(ABANDONED, 0)
-        if abandoned:
-            results.notes.append(
-                f"{label}: {abandoned:,} of {result.requests:,} requests not sent, the server "
-                f"being more than {ABANDON_AFTER:g} s behind: its percentiles are lower bounds."
-            )
-        # Dropped requests are a missed target (the note above), not a wrong answer.
-        check(
-            f"postgres: {label} answered 200 every time",
-            result.statuses.get(200, 0) == result.requests - abandoned,
-            f"statuses {result.statuses}; {result.errors[:2]}",
-        )
-        results.timed.append(
-            Timed("postgres", label, kind, result, rate, app_cpu=app.seconds, db_cpu=db.seconds)
-        )
+        timed_load(results, check, backend, seeded, server, label, kind, path, rate, seconds)
     return answers
+
+
+def _flush_redis(db: int) -> None:
+    import redis
+
+    redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
+
+
+def timed_load(
+    results: AnalyticsResults,
+    check: Check,
+    backend: Postgres,
+    seeded: Seeded,
+    server: Gunicorn,
+    label: str,
+    kind: str,
+    path: str,
+    rate: float,
+    seconds: float,
+) -> None:
+    """``path`` under open-loop load at ``rate`` for ``seconds``: one ``Timed`` result."""
+    port, key, cookie = server.port, seeded.api_key, seeded.session_cookie
+    log(f"postgres: {label} at {rate:g}/s for {seconds:g} s")
+    app = CpuMeter(process_tree(server.pid))
+    db = CpuMeter(*surveys.db_backends(backend.dbname))
+    abandon_at = time.perf_counter() + seconds + ABANDON_AFTER
+
+    def call(i: int, path: str = path, abandon_at: float = abandon_at) -> Response:
+        if time.perf_counter() > abandon_at:
+            return Response(ABANDONED, b"not sent: the server had fallen too far behind")
+        return api_get(port, path, key, cookie)
+
+    with app, db:
+        result = run_calls(call, rate=rate, seconds=seconds, threads=API_THREADS, expect=200)
+    abandoned = result.statuses.get(ABANDONED, 0)
+    if abandoned:
+        results.notes.append(
+            f"{label}: {abandoned:,} of {result.requests:,} requests not sent, the server "
+            f"being more than {ABANDON_AFTER:g} s behind: its percentiles are lower bounds."
+        )
+    # Dropped requests are a missed target (the note above), not a wrong answer.
+    check(
+        f"postgres: {label} answered 200 every time",
+        result.statuses.get(200, 0) == result.requests - abandoned,
+        f"statuses {result.statuses}; {result.errors[:2]}",
+    )
+    results.timed.append(
+        Timed("postgres", label, kind, result, rate, app_cpu=app.seconds, db_cpu=db.seconds)
+    )
+
+
+LIVE_RATE = 1.0  # answers a second while the live pages are timed: 3 times 10 million a year
+LIVE_PAGES = (
+    ("GET /analytics/ (default: 90 days), answers arriving", "/analytics/"),
+    ("GET /analytics/ 90 days by employee, answers arriving", "/analytics/?by=employee"),
+    ("GET /analytics/pain (90 days), answers arriving", "/analytics/pain"),
+)
+
+
+def live_load(
+    results: AnalyticsResults,
+    check: Check,
+    backend: Postgres,
+    seeded: Seeded,
+    server: Gunicorn,
+    rate: float,
+    seconds: float,
+) -> None:
+    """The pages whose period includes today, timed while answers arrive (``live``, in a
+    subprocess, with the analytics heartbeat): their numbers change every second, so their
+    charts are new specs; ``CHART_MAX_AGE`` (60 s) bounds how often they are drawn."""
+    total = len(LIVE_PAGES) * (seconds + ABANDON_AFTER) + 30
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "benchmarks.analytics", "live",
+            "--workspace", str(seeded.workspace_id),
+            "--seconds", str(total), "--rate", str(LIVE_RATE),
+        ],
+        cwd=ROOT, env=backend.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(5)  # the first answers and a heartbeat
+        for label, path in LIVE_PAGES:
+            timed_load(results, check, backend, seeded, server, label, "target", path, rate,
+                       seconds)  # fmt: skip
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    try:
+        done = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        done = {}
+    check(
+        "postgres: answers arrived during the live pages",
+        proc.returncode == 0 and done.get("created", 0) > 0,
+        f"exit {proc.returncode}: {err[-500:]}",
+    )
+    results.notes.append(
+        f"Live pages: {done.get('created', 0):,} answers saved through the ORM in "
+        f"{done.get('seconds', 0):.0f} s ({LIVE_RATE:g}/s) and {done.get('ticks', 0)} analytics "
+        "heartbeats (every 2 s) while the pages were timed; charts at most CHART_MAX_AGE = 60 s "
+        "behind (docs/dashboards.md#charts)."
+    )
 
 
 def _nps_equal(api: Any, p: int, d: int, n: int) -> bool:
@@ -1237,9 +1358,14 @@ def bench(
         parquet = export_parquet(results, check, backend, seeded)
         log("duckdb: the questions over the Parquet file")
         duck = duck_reference(results, parquet, window)
-        with Gunicorn(backend.env(), backend.tmp / "gunicorn.log") as server:
+        # The web workers share their drawn charts through Redis, as in production.
+        redis_db = 11
+        _flush_redis(redis_db)
+        web_env = backend.env() | {"CACHE_URL": f"redis://127.0.0.1:6379/{redis_db}"}
+        with Gunicorn(web_env, backend.tmp / "gunicorn.log") as server:
             log("postgres: gunicorn started")
             answers = api_load(results, check, backend, seeded, server, window, rate, seconds)
+            live_load(results, check, backend, seeded, server, rate, seconds)
         compare(results, check, answers, duck)
         below_average_note(results, answers)
         api_queries(results, backend, seeded, window)
@@ -1406,6 +1532,10 @@ def main() -> None:
     queries.add_argument("--cookie", required=True)
     queries.add_argument("--paths", required=True, help="JSON: [[label, path], …]")
     queries.add_argument("--explain", choices=["none", "slowest", "all"], default="none")
+    arriving = sub.add_parser("live")
+    arriving.add_argument("--workspace", type=int, required=True)
+    arriving.add_argument("--seconds", type=float, required=True)
+    arriving.add_argument("--rate", type=float, required=True)
     args = parser.parse_args()
     if args.command == "explain":
         explain(args.responses, args.customers)
@@ -1415,6 +1545,8 @@ def main() -> None:
         answer = seed()
     elif args.command == "cells":
         answer = cells_vs_raw(args.workspace, args.since, args.until)
+    elif args.command == "live":
+        answer = live(args.workspace, args.seconds, args.rate)
     else:
         paths = [(label, path) for label, path in json.loads(args.paths)]
         answer = capture(paths, args.key, args.cookie, args.explain)
