@@ -162,8 +162,11 @@ def test_old_interactions_and_those_before_the_survey_do_not_trigger(
     visit(workspace, org, customer, "OLD", NOW - dt.timedelta(days=3))
     rules.evaluate_new(workspace, now=NOW)
     assert reasons() == [("skipped", Reason.TOO_OLD)]
-    # Received before the survey was switched on: not a decision at all.
-    type(survey).objects.filter(pk=survey.pk).update(active_since=NOW + dt.timedelta(hours=1))
+    # Received before the survey was switched on: not a decision at all. (Received means the
+    # interaction's created_at, stamped by the real clock, not NOW: the survey is switched on
+    # an hour after the real now, whatever the time of the test run.)
+    switched_on = dt.datetime.now(UTC) + dt.timedelta(hours=1)
+    type(survey).objects.filter(pk=survey.pk).update(active_since=switched_on)
     visit(workspace, org, make_customer(workspace, "C2"), "EARLY", NOW)
     rules.evaluate_new(workspace, now=NOW)
     assert Decision.objects.count() == 1
