@@ -49,7 +49,7 @@ def test_insert_writes_what_bulk_create_writes(workspace: Workspace) -> None:
 def test_a_bad_row_inserts_nothing(workspace: Workspace) -> None:
     survey = make_survey(workspace)
     rows = _cells(workspace, survey.pk, "all")
-    rows[1].day = None  # NOT NULL
+    rows[1].day = None  # type: ignore[assignment]  # NOT NULL
     with pytest.raises(IntegrityError), transaction.atomic():
         bulk.insert(ReasonCell, rows)
     assert not ReasonCell.objects.exists()
