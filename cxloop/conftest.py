@@ -117,3 +117,12 @@ def _fresh_charts(settings: Any) -> None:
 
     settings.CHART_MAX_AGE = 0
     charts.clear_cache()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_customer_sets() -> None:
+    """The pain map's decoded customer sets are kept by cell id; a rolled-back test may leave
+    SQLite to hand the same id to another test's cell."""
+    from cxloop.analytics import reasons
+
+    reasons.forget_sets()

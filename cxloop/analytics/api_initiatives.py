@@ -18,7 +18,7 @@ from cxloop.core import clock
 from cxloop.core.api import Invalid, require_scope
 
 from . import rollups
-from .initiatives import DEFAULT_WINDOW, WINDOWS, effect
+from .initiatives import DEFAULT_WINDOW, WINDOWS, effects
 from .models import Initiative
 from .queries import stats_payload
 from .schemas import NpsStatsOut
@@ -74,9 +74,11 @@ def initiatives_view(request: HttpRequest, params: Query[InitiativeParams]) -> l
         .prefetch_related("branches", "products")
         .order_by("-date", "-pk")[:LIMIT]
     )
+    items = list(found)
+    for item in items:
+        item.workspace = workspace  # known: no query each
     rows = []
-    for item in found:
-        result = effect(item, today=today, window=params.window, reasons=False)
+    for item, result in zip(items, effects(items, today=today, window=params.window), strict=True):
         rows.append(
             {
                 "id": item.pk,

@@ -36,7 +36,7 @@ from cxloop.surveys.models import Survey
 from . import rollups
 from .models import Initiative
 from .pain import PainMap, PainQuery, pain_map
-from .queries import NpsQuery, nps
+from .queries import NpsQuery, nps_many
 from .stats import (
     MIN_EFFECT_N,
     NpsStats,
@@ -56,6 +56,7 @@ __all__ = [
     "Windows",
     "chart_annotations",
     "effect",
+    "effects",
     "scope_filters",
     "windows",
 ]
@@ -141,8 +142,9 @@ class Effect:
 def scope_filters(initiative: Initiative) -> dict[str, list[str]]:
     """The ``NpsQuery`` filters of the initiative's scope: branch and product codes."""
     filters: dict[str, list[str]] = {}
-    branches = sorted(initiative.branches.values_list("code", flat=True))
-    products = sorted(initiative.products.values_list("code", flat=True))
+    # ``.all()``: the list's ``prefetch_related`` serves them
+    branches = sorted(b.code for b in initiative.branches.all())
+    products = sorted(p.code for p in initiative.products.all())
     if branches:
         filters["branch"] = branches
     if products:
@@ -223,6 +225,47 @@ def _reason_changes(before: PainMap, after: PainMap, top: int) -> list[ReasonCha
     return rows
 
 
+def _nps_queries(
+    initiative: Initiative, span: Windows, filters: dict[str, list[str]]
+) -> list[NpsQuery | None]:
+    """The before and after questions (None: an empty window)."""
+    zone = rollups.tz_of(initiative.workspace)
+    survey = initiative.survey if initiative.survey_id is not None else None
+    return [
+        None
+        if since >= until
+        else NpsQuery(
+            workspace=initiative.workspace,
+            survey=survey,
+            since=_midnight(since, zone),
+            until=_midnight(until, zone),
+            filters=filters,
+            confidence=CONFIDENCE,
+        )
+        for since, until in ((span.before_since, span.date), (span.date, span.after_until))
+    ]
+
+
+def effects(
+    initiatives: Sequence[Initiative], *, today: dt.date, window: int = DEFAULT_WINDOW
+) -> list[Effect]:
+    """``effect`` of each initiative (of one workspace) without the reasons, their NPS asked
+    together (``queries.nps_many``: one look at the surveys and the cells for the list)."""
+    spans = [windows(i.date, window, today) for i in initiatives]
+    filters = [scope_filters(i) for i in initiatives]
+    asked = [
+        _nps_queries(i, span, f) for i, span, f in zip(initiatives, spans, filters, strict=True)
+    ]
+    answered = iter(nps_many([q for pair in asked for q in pair if q is not None]))
+    empty = nps_interval(0, 0, 0, CONFIDENCE)
+    return [
+        _effect(
+            initiative, span, f, *(empty if q is None else next(answered).overall for q in pair)
+        )
+        for initiative, span, f, pair in zip(initiatives, spans, filters, asked, strict=True)
+    ]
+
+
 def effect(
     initiative: Initiative,
     *,
@@ -232,27 +275,28 @@ def effect(
     top: int = TOP_REASONS,
 ) -> Effect:
     """The initiative's before/after NPS and (with ``reasons``) reason shares."""
-    workspace = initiative.workspace
-    zone = rollups.tz_of(workspace)
     span = windows(initiative.date, window, today)
     filters = scope_filters(initiative)
+    pair = _nps_queries(initiative, span, filters)
+    answered = iter(nps_many([q for q in pair if q is not None]))
+    empty = nps_interval(0, 0, 0, CONFIDENCE)
+    before, after = (empty if q is None else next(answered).overall for q in pair)
+    return _effect(initiative, span, filters, before, after, reasons=reasons, top=top)
+
+
+def _effect(
+    initiative: Initiative,
+    span: Windows,
+    filters: dict[str, list[str]],
+    before: NpsStats,
+    after: NpsStats,
+    *,
+    reasons: bool = False,
+    top: int = TOP_REASONS,
+) -> Effect:
+    workspace = initiative.workspace
+    zone = rollups.tz_of(workspace)
     survey = initiative.survey if initiative.survey_id is not None else None
-
-    def measure(since: dt.date, until: dt.date) -> NpsStats:
-        if since >= until:
-            return nps_interval(0, 0, 0, CONFIDENCE)
-        query = NpsQuery(
-            workspace=workspace,
-            survey=survey,
-            since=_midnight(since, zone),
-            until=_midnight(until, zone),
-            filters=filters,
-            confidence=CONFIDENCE,
-        )
-        return nps(query).overall
-
-    before = measure(span.before_since, span.date)
-    after = measure(span.date, span.after_until)
     difference = nps_difference(after, before)
     verdict: NpsVerdict = (
         "not_yet"

@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from django.db.models import QuerySet
 from django.utils.translation import get_language
 
@@ -289,6 +290,39 @@ def _groups(
     return respondents, found
 
 
+def _by_period(
+    groups: Sequence[reasons.Group], every: str, cuts: Mapping[int, tuple[int, int]]
+) -> list[reasons.Group]:
+    """The detractors' groups merged per (survey, period, score, tokens), dated by the period's
+    first day, in that order: the map counts per period, and a quarter of days' worth of
+    groups becomes a dozen weeks' worth."""
+    starts: dict[dt.date, dt.date] = {}
+    merged: dict[tuple[int, dt.date, int, str], list[Any]] = {}
+    for group in groups:
+        if group.score > cuts[group.survey_id][1]:
+            continue
+        start = starts.get(group.day)
+        if start is None:
+            start = starts[group.day] = period_of_day(group.day, every)[1]
+        key = (group.survey_id, start, group.score, group.tokens)
+        found = merged.get(key)
+        if found is None:
+            merged[key] = [group.n, group.anonymous, [group.customers]]
+        else:
+            found[0] += group.n
+            found[1] += group.anonymous
+            found[2].append(group.customers)
+    return [
+        reasons.Group(
+            survey_id, start, score, tokens, n, anonymous,
+            parts[0] if len(parts) == 1 else np.concatenate(parts),
+        )
+        for (survey_id, start, score, tokens), (n, anonymous, parts) in sorted(
+            merged.items(), key=lambda item: (item[0][1], item[0][0], item[0][2], item[0][3])
+        )
+    ]  # fmt: skip
+
+
 def pain_map(query: PainQuery, *, cells: bool = True) -> PainMap:
     """The reasons detractors cite in the period, ranked by the share of detractors citing.
 
@@ -324,13 +358,15 @@ def pain_map(query: PainQuery, *, cells: bool = True) -> PainMap:
     # (the survey's current definition); case and comment codes always.
     cited: list[tuple[reasons.Group, set[str]]] = []
     option_labels: dict[str, str] = {}
-    for group in sorted(groups, key=lambda g: (g.day, g.survey_id, g.score, g.tokens)):
-        if group.score > cuts[group.survey_id][1]:
-            continue
+    parsed: dict[str, list[reasons.Token]] = {}
+    for group in _by_period(groups, query.every, cuts):
         questions = options.get(group.survey_id, {})
         codes: set[str] = set()
         ticked: set[str] = set()
-        for token in reasons.parse(group.tokens):
+        tokens = parsed.get(group.tokens)
+        if tokens is None:
+            tokens = parsed[group.tokens] = reasons.parse(group.tokens)
+        for token in tokens:
             if token.source != "o":
                 codes.add(token.code)
             elif token.code in questions.get(token.question, {}):

@@ -59,6 +59,7 @@ __all__ = [
     "NpsResult",
     "QueryError",
     "nps",
+    "nps_many",
     "payload",
     "stats_payload",
 ]
@@ -194,20 +195,27 @@ _CODE_OF: dict[str, tuple[Any, str]] = {
 }
 
 
-def _entities(query: NpsQuery) -> _Entities:
+def _entities(query: NpsQuery, memo: dict[Any, Any] | None = None) -> _Entities:
+    """The codes and allowed ids the query needs; ``memo`` shares the lookups between the
+    queries of one ``nps_many`` call (one workspace)."""
+    memo = {} if memo is None else memo
     found = _Entities()
     workspace = query.workspace
     for dim in query.group_by:
         if dim in _CODE_OF:
-            model, lookup = _CODE_OF[dim]
-            found.codes[dim] = dict(
-                model.objects.filter(workspace=workspace).values_list("pk", lookup)
-            )
+            if ("codes", dim) not in memo:
+                model, lookup = _CODE_OF[dim]
+                memo[("codes", dim)] = dict(
+                    model.objects.filter(workspace=workspace).values_list("pk", lookup)
+                )
+            found.codes[dim] = memo[("codes", dim)]
     for dim, raw_values in query.filters.items():
         values = [str(v) for v in raw_values]
         kind = BASE_KIND[dim]
         if dim == "segment":
             allowed: set[Any] = set(values)
+        elif ("allowed", dim, tuple(sorted(values))) in memo:
+            allowed = memo[("allowed", dim, tuple(sorted(values)))]
         else:
             known = set(
                 _CODED[dim]
@@ -223,6 +231,7 @@ def _entities(query: NpsQuery) -> _Entities:
                     "pk", flat=True
                 )
             )
+            memo[("allowed", dim, tuple(sorted(values)))] = allowed
         previous = found.allowed.get(kind)
         found.allowed[kind] = allowed if previous is None else previous & allowed
     return found
@@ -342,12 +351,15 @@ def _whole_days(
     return first, last
 
 
-def _rows(query: NpsQuery, survey_ids: list[int], entities: _Entities) -> Iterable[Row]:
+def _rows(
+    query: NpsQuery, survey_ids: list[int], entities: _Entities, prepared: bool
+) -> Iterable[Row]:
+    """``prepared``: ``rollups.prepare`` said the cells are current."""
     zone = rollups.tz_of(query.workspace)
     kinds = {BASE_KIND[d] for d in (*query.group_by, *query.filters) if d in BASE_KIND}
     kind = next(iter(kinds)) if kinds else "all"
     usable = len(kinds) <= 1 and ("hour" not in query.group_by or kind in HOURLY_KINDS)
-    if not usable or not rollups.prepare(query.workspace):
+    if not usable or not prepared:
         yield from _raw(query, survey_ids, entities, query.since, query.until, zone)
         return
     first, last = _whole_days(query.since, query.until, zone)
@@ -386,15 +398,48 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def nps(query: NpsQuery) -> NpsResult:
     """The NPS of the responses the query selects, overall and by ``group_by``."""
-    _validate(query)
-    if query.survey is not None:
-        survey_ids = [query.survey.pk]
-    else:
-        survey_ids = rollups.nps_survey_ids(query.workspace)
-    entities = _entities(query)
-    cuts = rollups.thresholds(survey_ids)
+    return nps_many([query])[0]
+
+
+def nps_many(queries: Sequence[NpsQuery]) -> list[NpsResult]:
+    """``nps`` of each query, in order, sharing what they have in common: the workspace's NPS
+    surveys and thresholds, whether its cells are current (one ``rollups.prepare``) and the
+    entity lookups. The queries belong to one workspace."""
+    if not queries:
+        return []
+    workspace = queries[0].workspace
+    for query in queries:
+        if query.workspace.pk != workspace.pk:
+            raise ValueError("nps_many: the queries belong to one workspace")
+        _validate(query)
+    all_ids: list[int] | None = None
+    if any(query.survey is None for query in queries):
+        all_ids = rollups.nps_survey_ids(workspace)
+    wanted = set(all_ids or ()) | {q.survey.pk for q in queries if q.survey is not None}
+    cuts = rollups.thresholds(sorted(wanted))
+    prepared = rollups.prepare(workspace)
+    memo: dict[Any, Any] = {}
+    return [
+        _answer(
+            query,
+            [query.survey.pk] if query.survey is not None else list(all_ids or ()),
+            _entities(query, memo),
+            cuts,
+            prepared,
+        )
+        for query in queries
+    ]
+
+
+def _answer(
+    query: NpsQuery,
+    survey_ids: list[int],
+    entities: _Entities,
+    cuts: Mapping[int, tuple[int, int]],
+    prepared: bool,
+) -> NpsResult:
     totals: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for survey_id, raw_key, histogram in _rows(query, survey_ids, entities):
+    for survey_id, raw_key, histogram in _rows(query, survey_ids, entities, prepared):
         promoter_min, detractor_max = cuts[survey_id]
         promoters = sum(histogram[promoter_min:])
         detractors = sum(histogram[: detractor_max + 1])

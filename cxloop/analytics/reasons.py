@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import threading
 import zlib
 import zoneinfo
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -358,6 +359,59 @@ def _cells(
     return qs
 
 
+# Customer sets already decoded, by cell (id, answers, anonymous): a cell is never updated (a day
+# recomputed gets new rows, new ids; the counts guard against an id SQLite hands out again after
+# a rollback), so a set read once serves every later request of this process. Bounded in bytes
+# (``REASON_SETS_BYTES``), least recently used first out.
+REASON_SETS_BYTES = 96 * 1024 * 1024
+_decoded: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
+_decoded_bytes = 0
+_decoded_lock = threading.Lock()
+BLOB_BATCH = 2000
+
+
+def _remember(key: tuple[int, int, int], values: np.ndarray) -> None:
+    global _decoded_bytes
+    with _decoded_lock:
+        if key in _decoded:
+            return
+        _decoded[key] = values
+        _decoded_bytes += values.nbytes
+        while _decoded_bytes > REASON_SETS_BYTES and _decoded:
+            _old, dropped = _decoded.popitem(last=False)
+            _decoded_bytes -= dropped.nbytes
+
+
+def forget_sets() -> None:
+    """Empty the decoded sets (tests; the cache is only an optimisation)."""
+    global _decoded_bytes
+    with _decoded_lock:
+        _decoded.clear()
+        _decoded_bytes = 0
+
+
+def customer_sets(keys: Sequence[tuple[int, int, int]]) -> dict[int, np.ndarray]:
+    """{cell id: its decoded customer set} of these cells' (id, n, anonymous): from the
+    process's cache, the rest read from the database."""
+    found: dict[int, np.ndarray] = {}
+    with _decoded_lock:
+        for key in keys:
+            values = _decoded.get(key)
+            if values is not None:
+                _decoded.move_to_end(key)
+                found[key[0]] = values
+    missing = {key[0]: key for key in keys if key[0] not in found}
+    ids = list(missing)
+    for start in range(0, len(ids), BLOB_BATCH):
+        batch = ids[start : start + BLOB_BATCH]
+        for pk, blob in ReasonCell.objects.filter(pk__in=batch).values_list("pk", "customers"):
+            values = unpack(blob)
+            values.flags.writeable = False  # shared between requests
+            _remember(missing[pk], values)
+            found[pk] = values
+    return found
+
+
 def stored(
     survey_ids: Sequence[int],
     kind: str,
@@ -372,16 +426,20 @@ def stored(
     qs = _cells(survey_ids, kind, entity_ids, first, last, skip)
     if cuts:
         qs = qs.filter(score__lte=max(cuts.values())) | qs.filter(score__isnull=True)
+    rows = list(
+        qs.values_list(
+            "pk", "survey_id", "day", "score", "tokens", "n", "anonymous", "histogram"
+        ).order_by()
+    )
+    sets = customer_sets([(row[0], row[5], row[6]) for row in rows])
     respondents: list[Respondents] = []
     found: list[Group] = []
-    for survey_id, day, score, tokens, n, anonymous, blob, histogram in qs.values_list(
-        "survey_id", "day", "score", "tokens", "n", "anonymous", "customers", "histogram"
-    ).order_by():
+    for pk, survey_id, day, score, tokens, n, anonymous, histogram in rows:
         if score is None:
             counts = [int(c) for c in histogram or ()]
-            respondents.append(Respondents(survey_id, day, counts, anonymous, unpack(blob)))
+            respondents.append(Respondents(survey_id, day, counts, anonymous, sets[pk]))
         else:
-            found.append(Group(survey_id, day, score, tokens, n, anonymous, unpack(blob)))
+            found.append(Group(survey_id, day, score, tokens, n, anonymous, sets[pk]))
     return respondents, found
 
 

@@ -332,10 +332,11 @@ def prepare(workspace: Workspace) -> bool:
             return False
         rebuild(workspace, with_reasons=False)
     pending = DirtyDay.objects.filter(workspace_id=workspace.pk).count()
+    if not pending:
+        return True
     if pending > INLINE_DAYS:
         return False
-    if pending:
-        refresh(workspace, limit=INLINE_DAYS)
+    refresh(workspace, limit=INLINE_DAYS)
     return not DirtyDay.objects.filter(workspace_id=workspace.pk).exists()
 
 

@@ -49,7 +49,7 @@ from cxloop.organisation.models import (
 from cxloop.surveys.models import Invitation, Survey
 
 from . import exports, rollups
-from .queries import NpsQuery, NpsResult, QueryError, nps
+from .queries import NpsQuery, NpsResult, QueryError, nps_many
 from .stats import NpsStats, nps_difference
 
 log = logging.getLogger(__name__)
@@ -351,10 +351,14 @@ def build(
             confidence=CONFIDENCE,
         )
 
-    result = nps(query(period.start, period.end, (by,)))
-    before = nps(query(previous.start, previous.end, ()))
-    trend = nps(query(period.start, period.end, (every,)))
-    heat = nps(query(period.start, period.end, ("weekday", "hour")))
+    result, before, trend, heat = nps_many(
+        [
+            query(period.start, period.end, (by,)),
+            query(previous.start, previous.end, ()),
+            query(period.start, period.end, (every,)),
+            query(period.start, period.end, ("weekday", "hour")),
+        ]
+    )
 
     surveys = [survey] if survey is not None else nps_surveys(workspace)
     rates = response_rates(workspace, by, surveys=surveys, period=period, filters=filters)

@@ -32,7 +32,7 @@ from cxloop.organisation.models import Branch, Product
 from cxloop.surveys.models import Survey
 
 from . import rollups
-from .initiatives import DEFAULT_WINDOW, WINDOWS, Effect, effect
+from .initiatives import DEFAULT_WINDOW, WINDOWS, Effect, effect, effects
 from .models import Initiative
 from .views import nps_surveys
 
@@ -273,7 +273,13 @@ def initiatives_page(request: HttpRequest) -> HttpResponse:
         .prefetch_related("branches", "products")
         .order_by("-date", "-pk")[:LIST_LIMIT]
     )
-    rows = [_row(i, effect(i, today=today, window=window, reasons=False)) for i in found]
+    items = list(found)
+    for item in items:
+        item.workspace = workspace  # known: no query each
+    rows = [
+        _row(i, result)
+        for i, result in zip(items, effects(items, today=today, window=window), strict=True)
+    ]
     context = {
         "rows": rows,
         "form": form,

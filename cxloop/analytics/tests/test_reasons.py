@@ -352,6 +352,47 @@ def test_pain_map_reads_cells_not_answers(loaded: World, monkeypatch: Any) -> No
     )  # fmt: skip
 
 
+def test_customer_sets_are_kept_and_never_stale(loaded: World) -> None:
+    """The decoded sets are read once per process; a recomputed day's cells are new rows, so
+    the map never counts from the sets of cells that are gone."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    query = pain.PainQuery(workspace=loaded.workspace)
+    first = pain.pain_map(query)
+    with CaptureQueriesContext(connection) as captured:
+        same(pain.pain_map(query), first)
+    blobs = [q["sql"] for q in captured.captured_queries if '"customers"' in q["sql"]]
+    assert blobs == [], "kept sets read again"
+    # A detractor's case gets a reason: its day is recomputed and the map moves with it.
+    taxonomy = codes(loaded)
+    detractor = Response.objects.filter(
+        workspace=loaded.workspace, score__lte=6, is_test=False, cases__isnull=True,
+        customer__isnull=False,
+    ).first()  # fmt: skip
+    assert detractor is not None
+    open_case(detractor).reasons.add(taxonomy["billing"])
+    reasons.refresh(loaded.workspace, limit=1000)
+    assert not ReasonDirtyDay.objects.exists()
+    after = pain.pain_map(query)
+    same(after, pain.pain_map(query, cells=False))
+    billing = {r.code: r for r in after.reasons}["billing"]
+    before = {r.code: r for r in first.reasons}.get("billing")
+    assert billing.citing == (before.citing if before else 0) + 1
+
+
+def test_customer_sets_cache_is_bounded(monkeypatch: Any) -> None:
+    import numpy as np
+
+    reasons.forget_sets()
+    monkeypatch.setattr(reasons, "REASON_SETS_BYTES", 3 * 8 * 100)
+    for pk in range(1, 6):
+        reasons._remember((pk, 100, 0), np.arange(100, dtype=np.int64))
+    assert [key[0] for key in reasons._decoded] == [3, 4, 5]  # the oldest went first
+    assert reasons._decoded_bytes == 3 * 8 * 100
+    reasons.forget_sets()
+
+
 @pytest.mark.parametrize("kind", ["reasons", "attributes"])
 def test_drivers_from_cells_equal_the_raw_answers(loaded: World, kind: str) -> None:
     zone = zoneinfo.ZoneInfo("Europe/Chisinau")
