@@ -98,16 +98,21 @@ def _p_text(p: float | None) -> str:
 
 def _draw(
     request: HttpRequest, name: str, draw: Callable[[], str | None], *, personal: bool = False
-) -> tuple[str | None, bool]:
+) -> tuple[str | None, bool, dt.datetime | None]:
+    """The chart, whether drawing it failed, and when it was drawn if it is an earlier
+    drawing than the numbers (``core.charts.slot``; workspace time)."""
     from cxloop.core import charts as core_charts
 
     try:
-        with core_charts.slot(core_charts.page_slot(request, name, personal=personal)):
-            return draw(), False
+        with core_charts.slot(core_charts.page_slot(request, name, personal=personal)) as at:
+            svg = draw()
     except Exception:
         # The table beside the chart says the same: the page never fails for a chart.
         log.exception("analytics_chart_failed chart=%s", name)
-        return None, True
+        return None, True, None
+    membership = getattr(request, "membership", None)
+    tz = rollups.tz_of(membership.workspace) if membership is not None else dt.UTC
+    return svg, False, core_charts.stale_since(at, tz)
 
 
 def _period_label(start: dt.date, every: str) -> str:
@@ -228,7 +233,9 @@ def pain(request: HttpRequest) -> HttpResponse:
 
     from . import charts_more
 
-    chart, failed = _draw(request, "pareto", lambda: charts_more.pareto_svg(rows), personal=scoped)
+    chart, failed, drawn_at = _draw(
+        request, "pareto", lambda: charts_more.pareto_svg(rows), personal=scoped
+    )
     context.update(
         {
             "result": result,
@@ -237,6 +244,7 @@ def pain(request: HttpRequest) -> HttpResponse:
             "every": every,
             "chart": chart,
             "chart_failed": failed,
+            "chart_drawn_at": drawn_at,
             "query": _query_string(request),
             "citing_any_pct": round(100 * result.citing_any / result.detractors, 1)
             if result.detractors
@@ -352,7 +360,9 @@ def competitors(request: HttpRequest) -> HttpResponse:
 
     from . import charts_more
 
-    chart, failed = _draw(request, "competitors", lambda: charts_more.competitors_svg(rows))
+    chart, failed, drawn_at = _draw(
+        request, "competitors", lambda: charts_more.competitors_svg(rows)
+    )
     context.update(
         {
             "result": result,
@@ -360,6 +370,7 @@ def competitors(request: HttpRequest) -> HttpResponse:
             "period": period,
             "chart": chart,
             "chart_failed": failed,
+            "chart_drawn_at": drawn_at,
             "query": _query_string(request),
         }
     )

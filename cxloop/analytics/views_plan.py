@@ -244,13 +244,19 @@ def planner_svg(rows: Sequence[planner.PlanRow], width: int = WIDTH) -> str | No
     return charts.render_svg(chart)
 
 
-def _draw(request: HttpRequest, name: str, draw: Any, *args: Any) -> tuple[str | None, bool]:
+def _draw(
+    request: HttpRequest, name: str, draw: Any, *args: Any
+) -> tuple[str | None, bool, dt.datetime | None]:
+    """The chart, whether drawing it failed, and when it was drawn if it is an earlier
+    drawing than the numbers (``core.charts.slot``; workspace time)."""
     try:
-        with charts.slot(charts.page_slot(request, name)):
-            return draw(*args), False
+        with charts.slot(charts.page_slot(request, name)) as at:
+            svg = draw(*args)
     except Exception:
         log.exception("analytics_chart_failed chart=%s", name)
-        return None, True
+        return None, True, None
+    membership: Membership = request.membership  # type: ignore[attr-defined]
+    return svg, False, charts.stale_since(at, rollups.tz_of(membership.workspace))
 
 
 # --- the pages -----------------------------------------------------------------------------
@@ -281,7 +287,7 @@ def drivers_page(request: HttpRequest) -> HttpResponse:
     result = drivers.key_drivers(
         workspace, form.chosen_surveys(), since=start, until=end, kind=chosen["kind"]
     )
-    svg, failed = _draw(request, "drivers", drivers_svg, result.drivers)
+    svg, failed, drawn_at = _draw(request, "drivers", drivers_svg, result.drivers)
     context.update(
         {
             "result": result,
@@ -289,6 +295,7 @@ def drivers_page(request: HttpRequest) -> HttpResponse:
             "until": chosen["until"],
             "chart": svg,
             "chart_failed": failed,
+            "chart_drawn_at": drawn_at,
             "r2_percent": None if result.r2 is None else 100 * result.r2,
         }
     )
@@ -319,7 +326,7 @@ def planner_page(request: HttpRequest) -> HttpResponse:
         margin=float(chosen["margin"]),
         per=chosen["per"],
     )
-    svg, failed = _draw(request, "planner", planner_svg, result.rows)
+    svg, failed, drawn_at = _draw(request, "planner", planner_svg, result.rows)
     context.update(
         {
             "plan": result,
@@ -327,6 +334,7 @@ def planner_page(request: HttpRequest) -> HttpResponse:
             "per_label": _period_labels()[result.per].lower(),
             "chart": svg,
             "chart_failed": failed,
+            "chart_drawn_at": drawn_at,
         }
     )
     return render(request, "analytics/planner.html", context)

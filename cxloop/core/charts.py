@@ -273,6 +273,14 @@ class Slot:
     drawn_at: float | None = None  # when the oldest earlier drawing shown was made (epoch)
 
 
+def stale_since(place: Slot, tz: dt.tzinfo) -> dt.datetime | None:
+    """When the earlier drawing shown in ``place`` was made, in ``tz``; None when the chart
+    shown is of the current numbers (the pages say so beside the chart)."""
+    if not place.stale or place.drawn_at is None:
+        return None
+    return dt.datetime.fromtimestamp(place.drawn_at, dt.UTC).astimezone(tz)
+
+
 _slot: contextvars.ContextVar[Slot | None] = contextvars.ContextVar("chart_slot", default=None)
 
 

@@ -22,6 +22,7 @@ import datetime as dt
 import io
 import itertools
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -297,6 +298,30 @@ def test_the_page_draws_the_pareto_chart_and_the_table(
     # Customers affected: 12 of 100, with the interval.
     low, high = wilson(3, 24)
     assert f'12 <span class="interval">{round(100 * low)} … {round(100 * high)}</span>' in html
+
+
+def test_new_answers_change_the_table_at_once_and_the_chart_says_it_is_older(
+    world: World, make_user: Callable[..., Any], settings: Any
+) -> None:
+    settings.CHART_MAX_AGE = 60
+    client = logged_in(make_user(world.workspace, Role.CX_MANAGER))
+    first = client.get(URL, PERIOD).content.decode()
+    assert 'id="chart-stale"' not in first
+    waiting = ReasonCode.objects.get(workspace=world.workspace, code="waiting")
+    for i in range(3):
+        coded(save(world.workspace, world.survey, 2, WEEK_B, customer=world.customers[60 + i]),
+              waiting)  # fmt: skip
+
+    again = client.get(URL, PERIOD).content.decode()
+    # The table counts the new detractors; the chart is the one drawn a moment ago, and says so.
+    assert '<tr data-code="waiting">' in again and again != first
+    assert 'id="chart-stale"' in again and "The chart was drawn at " in again
+    chart = re.search(r'id="pareto-chart".*?</figure>', first, re.S)
+    assert chart is not None and chart.group(0) in again
+
+    settings.CHART_MAX_AGE = 0
+    fresh = client.get(URL, PERIOD).content.decode()
+    assert 'id="chart-stale"' not in fresh and chart.group(0) not in fresh
 
 
 def test_the_downloads_hold_the_table(world: World, make_user: Callable[..., Any]) -> None:
