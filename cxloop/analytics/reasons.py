@@ -491,6 +491,8 @@ def refresh(workspace: Workspace | None = None, limit: int = 200) -> int:
             cache[mark.workspace_id] = Workspace.objects.filter(pk=mark.workspace_id).first()
         owner = cache[mark.workspace_id]
         with transaction.atomic():
+            if not rollups.claim(ReasonDirtyDay, mark):
+                continue  # another process recomputes it (or did)
             ReasonCell.objects.filter(survey_id=mark.survey_id, day=mark.day).delete()
             survey = Survey.objects.filter(pk=mark.survey_id).first()
             if owner is not None and survey is not None and rollups.is_nps(survey):

@@ -236,8 +236,27 @@ def day_answers(workspace: Workspace, survey_id: int, day: dt.date) -> QuerySet[
     )
 
 
-def _refresh_day(dirty: DirtyDay, workspace: Workspace | None) -> None:
+def claim(model: Any, mark: Any) -> bool:
+    """Lock a dirty-day mark for its recomputation (inside a transaction); False when another
+    process is recomputing that day now, or has done it, or the day was marked again since.
+
+    Without it two refreshes of one day (a request's ``prepare`` and the heartbeat) would both
+    delete the old cells and both insert new ones: under PostgreSQL's READ COMMITTED the
+    second DELETE does not see the first's new rows, and the day would count twice. SQLite
+    has no row locks and needs none: it runs one writing transaction at a time."""
+    return (
+        model.objects.select_for_update(skip_locked=True)
+        .filter(pk=mark.pk, token=mark.token)
+        .values_list("pk", flat=True)
+        .first()
+        is not None
+    )
+
+
+def _refresh_day(dirty: DirtyDay, workspace: Workspace | None) -> bool:
     with transaction.atomic():
+        if not claim(DirtyDay, dirty):
+            return False
         DailyCell.objects.filter(survey_id=dirty.survey_id, day=dirty.day).delete()
         HourlyCell.objects.filter(survey_id=dirty.survey_id, day=dirty.day).delete()
         survey = Survey.objects.filter(pk=dirty.survey_id).first()
@@ -248,6 +267,7 @@ def _refresh_day(dirty: DirtyDay, workspace: Workspace | None) -> None:
             bulk.insert(DailyCell, daily, batch_size=CREATE_BATCH)
             bulk.insert(HourlyCell, hourly, batch_size=CREATE_BATCH)
         DirtyDay.objects.filter(pk=dirty.pk, token=dirty.token).delete()
+    return True
 
 
 def rebuild(workspace: Workspace, with_reasons: bool = True) -> dict[str, int]:
@@ -318,8 +338,7 @@ def refresh(workspace: Workspace | None = None, limit: int = 500) -> int:
     for day in list(dirty[:limit]):
         if day.workspace_id not in cache:
             cache[day.workspace_id] = Workspace.objects.filter(pk=day.workspace_id).first()
-        _refresh_day(day, cache[day.workspace_id])
-        done += 1
+        done += _refresh_day(day, cache[day.workspace_id])
     return done
 
 

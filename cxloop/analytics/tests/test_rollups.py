@@ -165,3 +165,55 @@ def test_heartbeat_tick_and_rebuild_command(world: Any) -> None:
     DailyCell.objects.all().delete()
     call_command("analytics_rebuild", "--workspace", world.workspace.slug, stdout=None)
     assert_current(world.workspace)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_day_being_recomputed_elsewhere_is_left_to_that_process(world: Any) -> None:
+    """A request's inline refresh and the heartbeat may reach one dirty day at once: the
+    second leaves it (its mark is locked) instead of inserting the day's cells a second time."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from cxloop.analytics import reasons
+    from cxloop.analytics.models import ReasonDirtyDay
+
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite runs one writer at a time: there is no concurrent refresh")
+    Response.objects.bulk_create(random_responses(world, 120, seed=4))
+    rollups.rebuild(world.workspace)
+    changed = Response.objects.filter(workspace=world.workspace, score__isnull=False).first()
+    assert changed is not None
+    changed.score = 0 if changed.score != 0 else 10
+    changed.save()  # marks its day dirty
+    before = stored_cells(world.workspace)
+    locked, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def other_process() -> None:
+        try:
+            with transaction.atomic():
+                assert list(DirtyDay.objects.select_for_update())
+                assert list(ReasonDirtyDay.objects.select_for_update())
+                locked.set()
+                release.wait(10)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            locked.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        assert rollups.refresh(world.workspace) == 0
+        assert reasons.refresh(world.workspace) == 0
+        assert stored_cells(world.workspace) == before  # untouched: not counted twice
+        assert DirtyDay.objects.filter(workspace_id=world.workspace.pk).exists()
+    finally:
+        release.set()
+        thread.join()
+    assert not errors
+    assert_current(world.workspace)
+    assert reasons.refresh(world.workspace) == 1
