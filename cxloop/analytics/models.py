@@ -61,6 +61,19 @@ class DailyCell(Cell):
         ]
 
 
+class MonthlyCell(Cell):
+    """The daily cells of a calendar month summed (``day``: the month's first day, local): a
+    year by employee reads 12 x 300 rows instead of 365 x 300. Recomputed from the daily cells
+    whenever a day of the month is (``rollups._refresh_day``/``rebuild``)."""
+
+    class Meta:
+        verbose_name = _("monthly NPS cell")
+        verbose_name_plural = _("monthly NPS cells")
+        indexes = [
+            models.Index(fields=["survey", "kind", "day"], name="analytics_monthly_survey"),
+        ]
+
+
 class HourlyCell(Cell):
     hour = models.PositiveSmallIntegerField()
 

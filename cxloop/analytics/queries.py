@@ -47,7 +47,7 @@ from cxloop.organisation.models import (
 from cxloop.surveys.models import Response, Survey
 
 from . import rollups
-from .models import HOURLY_KINDS, SCORES, DailyCell, HourlyCell
+from .models import HOURLY_KINDS, SCORES, DailyCell, HourlyCell, MonthlyCell
 from .stats import NpsStats, below_average, nps_interval
 
 __all__ = [
@@ -318,8 +318,15 @@ def _cells(
     first: dt.date | None,
     last: dt.date | None,
     zone: zoneinfo.ZoneInfo,
+    monthly: bool = False,
 ) -> Iterable[Row]:
-    model: Any = HourlyCell if "hour" in query.group_by else DailyCell
+    """``monthly``: [first, last) are whole months, read from their monthly cells."""
+    if "hour" in query.group_by:
+        model: Any = HourlyCell
+    elif monthly:
+        model = MonthlyCell
+    else:
+        model = DailyCell
     qs = model.objects.filter(workspace=query.workspace, survey_id__in=survey_ids, kind=kind)
     if first is not None:
         qs = qs.filter(day__gte=first)
@@ -351,6 +358,30 @@ def _whole_days(
     return first, last
 
 
+# Time dimensions the monthly cells cannot answer (they need the day).
+_DAILY_ONLY = ("weekday", "hour", "day", "week")
+
+
+def _spans(
+    query: NpsQuery, first: dt.date | None, last: dt.date | None
+) -> list[tuple[dt.date | None, dt.date | None, bool]]:
+    """[start, end) day ranges to read, and whether each is whole months (monthly cells):
+    the days before the first whole month, the whole months, the days after them."""
+    if any(dim in _DAILY_ONLY for dim in query.group_by):
+        return [(first, last, False)]
+    start = first if first is None or first.day == 1 else rollups.month_of(first)[1]
+    end = last if last is None or last.day == 1 else last.replace(day=1)
+    if start is not None and end is not None and start >= end:
+        return [(first, last, False)]  # no whole month inside
+    spans: list[tuple[dt.date | None, dt.date | None, bool]] = []
+    if first is not None and start != first:
+        spans.append((first, start, False))
+    spans.append((start, end, True))
+    if last is not None and end != last:
+        spans.append((end, last, False))
+    return spans
+
+
 def _rows(
     query: NpsQuery, survey_ids: list[int], entities: _Entities, prepared: bool
 ) -> Iterable[Row]:
@@ -366,7 +397,8 @@ def _rows(
     if first is not None and last is not None and first >= last:
         yield from _raw(query, survey_ids, entities, query.since, query.until, zone)
         return
-    yield from _cells(query, survey_ids, entities, kind, first, last, zone)
+    for start, end, monthly in _spans(query, first, last):
+        yield from _cells(query, survey_ids, entities, kind, start, end, zone, monthly)
     if first is not None and query.since is not None and _midnight(first, zone) > query.since:
         yield from _raw(query, survey_ids, entities, query.since, _midnight(first, zone), zone)
     if last is not None and query.until is not None and _midnight(last, zone) < query.until:

@@ -46,6 +46,7 @@ from .models import (
     DailyCell,
     DirtyDay,
     HourlyCell,
+    MonthlyCell,
     NpsThresholds,
     ReasonCell,
     ReasonDirtyDay,
@@ -253,10 +254,51 @@ def claim(model: Any, mark: Any) -> bool:
     )
 
 
+def month_of(day: dt.date) -> tuple[dt.date, dt.date]:
+    """[first day, first day of the next month) of the month holding ``day``."""
+    start = day.replace(day=1)
+    following = (start + dt.timedelta(days=32)).replace(day=1)
+    return start, following
+
+
+def _months(daily: Iterable[DailyCell]) -> list[MonthlyCell]:
+    """The daily cells summed per (survey, month, kind, entity, segment)."""
+    sums: dict[tuple[Any, ...], list[int]] = {}
+    for cell in daily:
+        key = (cell.workspace_id, cell.survey_id, cell.day.replace(day=1), cell.kind,
+               cell.entity_id, cell.segment)  # fmt: skip
+        counts = sums.get(key)
+        if counts is None:
+            counts = sums[key] = [0] * len(SCORES)
+        for i in SCORES:
+            counts[i] += getattr(cell, f"s{i}")
+    return [
+        MonthlyCell(
+            workspace_id=workspace_id, survey_id=survey_id, day=month, kind=kind,
+            entity_id=entity_id, segment=segment, **{f"s{i}": counts[i] for i in SCORES},
+        )
+        for (workspace_id, survey_id, month, kind, entity_id, segment), counts in sums.items()
+    ]  # fmt: skip
+
+
+def _refresh_month(survey_id: int, day: dt.date) -> None:
+    """Recompute the monthly cells of the survey's month holding ``day`` from its daily cells.
+
+    The caller holds the workspace's ``RollupState`` row: two days of one month recomputed at
+    once by two processes would otherwise both insert the month (the second DELETE would not
+    see the first's new rows under READ COMMITTED)."""
+    start, end = month_of(day)
+    MonthlyCell.objects.filter(survey_id=survey_id, day=start).delete()
+    daily = DailyCell.objects.filter(survey_id=survey_id, day__gte=start, day__lt=end)
+    bulk.insert(MonthlyCell, _months(daily), batch_size=CREATE_BATCH)
+
+
 def _refresh_day(dirty: DirtyDay, workspace: Workspace | None) -> bool:
     with transaction.atomic():
         if not claim(DirtyDay, dirty):
             return False
+        # One month's recomputation at a time per workspace (``_refresh_month``).
+        RollupState.objects.select_for_update().filter(workspace_id=dirty.workspace_id).first()
         DailyCell.objects.filter(survey_id=dirty.survey_id, day=dirty.day).delete()
         HourlyCell.objects.filter(survey_id=dirty.survey_id, day=dirty.day).delete()
         survey = Survey.objects.filter(pk=dirty.survey_id).first()
@@ -266,6 +308,7 @@ def _refresh_day(dirty: DirtyDay, workspace: Workspace | None) -> bool:
             daily, hourly = _cells(workspace, qs, zone)
             bulk.insert(DailyCell, daily, batch_size=CREATE_BATCH)
             bulk.insert(HourlyCell, hourly, batch_size=CREATE_BATCH)
+        _refresh_month(dirty.survey_id, dirty.day)
         DirtyDay.objects.filter(pk=dirty.pk, token=dirty.token).delete()
     return True
 
@@ -280,11 +323,13 @@ def rebuild(workspace: Workspace, with_reasons: bool = True) -> dict[str, int]:
         started = clock.now()
         DirtyDay.objects.filter(workspace_id=workspace.pk, marked_at__lte=started).delete()
         DailyCell.objects.filter(workspace=workspace).delete()
+        MonthlyCell.objects.filter(workspace=workspace).delete()
         HourlyCell.objects.filter(workspace=workspace).delete()
         ReasonCell.objects.filter(workspace=workspace).delete()
         qs = _counted(workspace).filter(survey_id__in=nps_survey_ids(workspace))
         daily, hourly = _cells(workspace, qs, zone)
         bulk.insert(DailyCell, daily, batch_size=CREATE_BATCH)
+        bulk.insert(MonthlyCell, _months(daily), batch_size=CREATE_BATCH)
         bulk.insert(HourlyCell, hourly, batch_size=CREATE_BATCH)
         # The reason cells day by day (a day's customer sets at a time, not the workspace's).
         ReasonDirtyDay.objects.filter(workspace_id=workspace.pk, marked_at__lte=started).delete()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cxloop.accounts.models import Workspace
-from cxloop.analytics.models import DailyCell, HourlyCell
+from cxloop.analytics.models import DailyCell, HourlyCell, MonthlyCell
 from cxloop.customers.models import Customer
 from cxloop.organisation.models import (
     Branch,
@@ -201,6 +201,18 @@ def stored_cells(workspace: Workspace) -> tuple[dict[Any, list[int]], dict[Any, 
         hkey = (h.survey_id, h.day, h.hour, h.kind, value(h))
         assert hkey not in hourly, f"duplicate cell {hkey}"
         hourly[hkey] = list(h.histogram())
+    # The monthly cells are the daily ones summed per month, always (one row per key).
+    months: dict[Any, list[int]] = defaultdict(lambda: [0] * 11)
+    for (survey_id, day, kind, entity), counts in daily.items():
+        month = months[(survey_id, day.replace(day=1), kind, entity)]
+        for i, count in enumerate(counts):
+            month[i] += count
+    monthly: dict[Any, list[int]] = {}
+    for m in MonthlyCell.objects.filter(workspace=workspace):
+        mkey = (m.survey_id, m.day, m.kind, value(m))
+        assert mkey not in monthly, f"duplicate monthly cell {mkey}"
+        monthly[mkey] = list(m.histogram())
+    assert monthly == dict(months), "the monthly cells are not the daily cells summed"
     return daily, hourly
 
 

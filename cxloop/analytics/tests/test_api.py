@@ -167,6 +167,36 @@ def test_groups_match_an_independent_computation(
     body = api_for(loaded, group_by=",".join(group_by), since=SINCE.isoformat(),
                    until=UNTIL.isoformat())  # fmt: skip
     check(body, loaded, group_by, since=SINCE, until=UNTIL)
+    # a whole month inside: days before it, the month's monthly cells, days after, raw ends
+    since, until = dt.datetime(2024, 12, 25, 13, 17, tzinfo=UTC), UNTIL + dt.timedelta(days=5)
+    body = api_for(loaded, group_by=",".join(group_by), since=since.isoformat(),
+                   until=until.isoformat())  # fmt: skip
+    check(body, loaded, group_by, since=since, until=until)
+
+
+def test_whole_months_are_read_from_the_monthly_cells(loaded: World, monkeypatch: Any) -> None:
+    from cxloop.analytics import queries
+
+    zone = zoneinfo.ZoneInfo("Europe/Chisinau")
+    read: list[tuple[Any, Any, bool]] = []
+    cells = queries._cells
+
+    def spy(*args: Any) -> Any:
+        read.append((args[4], args[5], args[7] if len(args) > 7 else False))
+        return cells(*args)
+
+    monkeypatch.setattr(queries, "_cells", spy)
+    since = dt.datetime(2024, 12, 20, tzinfo=zone)
+    until = dt.datetime(2025, 2, 10, tzinfo=zone)
+    nps(NpsQuery(loaded.workspace, since=since, until=until, group_by=("employee",)))
+    assert read == [
+        (dt.date(2024, 12, 20), dt.date(2025, 1, 1), False),
+        (dt.date(2025, 1, 1), dt.date(2025, 2, 1), True),
+        (dt.date(2025, 2, 1), dt.date(2025, 2, 10), False),
+    ]
+    read.clear()
+    nps(NpsQuery(loaded.workspace, since=since, until=until, group_by=("week",)))
+    assert read == [(dt.date(2024, 12, 20), dt.date(2025, 2, 10), False)]  # needs the days
 
 
 @pytest.fixture
