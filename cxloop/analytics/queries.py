@@ -6,7 +6,8 @@ Where the numbers come from (``docs/analytics-api.md``):
 
 * one entity dimension kind (branch/region, employee/team, product, channel,
   touchpoint/stage, segment) among the grouping and the filters, or none, and whole local days:
-  daily cells (``hour``: hourly cells, which have no employee kind);
+  daily cells (``hour``: hourly cells, which have no employee kind), and monthly cells for the
+  whole months among those days when no time dimension needs the day (``_spans``);
 * the parts of ``since``/``until`` that are not whole local days: raw responses;
 * two different entity kinds (branch x product, or a filter on employees grouped by branch),
   ``hour`` with employees/teams, or rollups not current (``rollups.prepare``): raw responses,
