@@ -47,7 +47,7 @@ from cxloop.organisation.models import (
 )
 from cxloop.surveys.models import Response, Survey
 
-from . import rollups
+from . import reasons, rollups
 from .models import HOURLY_KINDS, SCORES, DailyCell, HourlyCell, MonthlyCell
 from .stats import NpsStats, below_average, nps_interval
 
@@ -320,8 +320,10 @@ def _cells(
     last: dt.date | None,
     zone: zoneinfo.ZoneInfo,
     monthly: bool = False,
+    skip: Sequence[dt.date] = (),
 ) -> Iterable[Row]:
-    """``monthly``: [first, last) are whole months, read from their monthly cells."""
+    """``monthly``: [first, last) are whole months, read from their monthly cells; ``skip``:
+    days left out (read from the raw answers)."""
     if "hour" in query.group_by:
         model: Any = HourlyCell
     elif monthly:
@@ -333,6 +335,8 @@ def _cells(
         qs = qs.filter(day__gte=first)
     if last is not None:
         qs = qs.filter(day__lt=last)
+    if skip and not monthly:
+        qs = qs.exclude(day__in=list(skip))
     column = "segment" if kind == "segment" else "entity_id"
     for allowed in entities.allowed.values():
         qs = qs.filter(**{f"{column}__in": allowed})
@@ -364,22 +368,40 @@ _DAILY_ONLY = ("weekday", "hour", "day", "week")
 
 
 def _spans(
-    query: NpsQuery, first: dt.date | None, last: dt.date | None
+    query: NpsQuery, first: dt.date | None, last: dt.date | None, dirty: Sequence[dt.date] = ()
 ) -> list[tuple[dt.date | None, dt.date | None, bool]]:
     """[start, end) day ranges to read, and whether each is whole months (monthly cells):
-    the days before the first whole month, the whole months, the days after them."""
+    the days before the first whole month, the whole months, the days after them. A month
+    holding a ``dirty`` day is read from its daily cells (which leave that day out)."""
     if any(dim in _DAILY_ONLY for dim in query.group_by):
         return [(first, last, False)]
     start = first if first is None or first.day == 1 else rollups.month_of(first)[1]
     end = last if last is None or last.day == 1 else last.replace(day=1)
     if start is not None and end is not None and start >= end:
         return [(first, last, False)]  # no whole month inside
+    if (start is None or end is None) and dirty:
+        return [(first, last, False)]
     spans: list[tuple[dt.date | None, dt.date | None, bool]] = []
+
+    def add(a: dt.date | None, b: dt.date | None, monthly: bool) -> None:
+        if spans and spans[-1][2] == monthly and spans[-1][1] == a:
+            spans[-1] = (spans[-1][0], b, monthly)
+        else:
+            spans.append((a, b, monthly))
+
     if first is not None and start != first:
-        spans.append((first, start, False))
-    spans.append((start, end, True))
+        add(first, start, False)
+    if start is None or end is None:
+        add(start, end, True)
+    else:
+        touched = {day.replace(day=1) for day in dirty}
+        month = start
+        while month < end:
+            following = rollups.month_of(month)[1]
+            add(month, following, month not in touched)
+            month = following
     if last is not None and end != last:
-        spans.append((end, last, False))
+        add(end, last, False)
     return spans
 
 
@@ -398,8 +420,12 @@ def _rows(
     if first is not None and last is not None and first >= last:
         yield from _raw(query, survey_ids, entities, query.since, query.until, zone)
         return
-    for start, end, monthly in _spans(query, first, last):
-        yield from _cells(query, survey_ids, entities, kind, start, end, zone, monthly)
+    # Days whose cells the heartbeat has not recomputed yet: from the raw answers.
+    dirty = rollups.dirty_days(survey_ids, first, last)
+    for start, end, monthly in _spans(query, first, last, dirty):
+        yield from _cells(query, survey_ids, entities, kind, start, end, zone, monthly, dirty)
+    for start, end in reasons.day_ranges(dirty, zone):
+        yield from _raw(query, survey_ids, entities, start, end, zone)
     if first is not None and query.since is not None and _midnight(first, zone) > query.since:
         yield from _raw(query, survey_ids, entities, query.since, _midnight(first, zone), zone)
     if last is not None and query.until is not None and _midnight(last, zone) < query.until:

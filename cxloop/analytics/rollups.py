@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import ExtractHour, TruncDate
 
 from cxloop.accounts.models import Workspace
@@ -64,9 +64,6 @@ KIND_COLUMN = {
     "touchpoint": "touchpoint_id",
     "segment": "customer__segment",
 }
-# The API recomputes at most this many dirty days itself; with more pending it reads the raw
-# responses (correct, slower) and leaves the days to the heartbeat.
-INLINE_DAYS = 64
 # A workspace never rolled up is rebuilt inline when it has at most this many responses.
 INLINE_REBUILD = 50_000
 CREATE_BATCH = 2000
@@ -289,16 +286,38 @@ def _refresh_month(survey_id: int, day: dt.date) -> None:
     see the first's new rows under READ COMMITTED)."""
     start, end = month_of(day)
     MonthlyCell.objects.filter(survey_id=survey_id, day=start).delete()
-    daily = DailyCell.objects.filter(survey_id=survey_id, day__gte=start, day__lt=end)
-    bulk.insert(MonthlyCell, _months(daily), batch_size=CREATE_BATCH)
+    sums = (
+        DailyCell.objects.filter(survey_id=survey_id, day__gte=start, day__lt=end)
+        .values("workspace_id", "kind", "entity_id", "segment")
+        .annotate(**{f"t{i}": Sum(f"s{i}") for i in SCORES})
+        .order_by()
+    )
+    months = [
+        MonthlyCell(
+            workspace_id=row["workspace_id"], survey_id=survey_id, day=start, kind=row["kind"],
+            entity_id=row["entity_id"], segment=row["segment"],
+            **{f"s{i}": row[f"t{i}"] or 0 for i in SCORES},
+        )
+        for row in sums
+    ]  # fmt: skip
+    bulk.insert(MonthlyCell, months, batch_size=CREATE_BATCH)
 
 
 def _refresh_day(dirty: DirtyDay, workspace: Workspace | None) -> bool:
     with transaction.atomic():
         if not claim(DirtyDay, dirty):
             return False
-        # One month's recomputation at a time per workspace (``_refresh_month``).
-        RollupState.objects.select_for_update().filter(workspace_id=dirty.workspace_id).first()
+        # One month's recomputation at a time per workspace (``_refresh_month``); a process
+        # that finds the workspace busy leaves the day for a later step (readers take dirty
+        # days from the raw answers meanwhile).
+        held = (
+            RollupState.objects.select_for_update(skip_locked=True)
+            .filter(workspace_id=dirty.workspace_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if held is None and RollupState.objects.filter(workspace_id=dirty.workspace_id).exists():
+            return False
         DailyCell.objects.filter(survey_id=dirty.survey_id, day=dirty.day).delete()
         HourlyCell.objects.filter(survey_id=dirty.survey_id, day=dirty.day).delete()
         survey = Survey.objects.filter(pk=dirty.survey_id).first()
@@ -388,20 +407,30 @@ def refresh(workspace: Workspace | None = None, limit: int = 500) -> int:
 
 
 def prepare(workspace: Workspace) -> bool:
-    """Bring the workspace's cells up to date if that is cheap; whether they now are.
+    """Whether the workspace's cells can be read: built (a small workspace never rolled up is
+    built now). ``False``: a rebuild is pending, and the caller reads raw responses.
 
-    ``False``: a rebuild or many dirty days are pending, and the caller reads raw responses."""
+    A request never recomputes dirty days (a write in a GET, which under a steady stream of
+    answers would make requests queue behind each other and the heartbeat): the readers take
+    the days of ``dirty_days`` from the raw answers until the heartbeat has recomputed them."""
     if not is_built(workspace):
         if _counted(workspace).count() > INLINE_REBUILD:
             return False
         rebuild(workspace, with_reasons=False)
-    pending = DirtyDay.objects.filter(workspace_id=workspace.pk).count()
-    if not pending:
-        return True
-    if pending > INLINE_DAYS:
-        return False
-    refresh(workspace, limit=INLINE_DAYS)
-    return not DirtyDay.objects.filter(workspace_id=workspace.pk).exists()
+    return True
+
+
+def dirty_days(
+    survey_ids: Sequence[int], first: dt.date | None, last: dt.date | None
+) -> list[dt.date]:
+    """The days of [first, last) whose NPS cells are not current (any of these surveys): the
+    readers take them from the raw answers until the heartbeat recomputes them."""
+    qs = DirtyDay.objects.filter(survey_id__in=list(survey_ids))
+    if first is not None:
+        qs = qs.filter(day__gte=first)
+    if last is not None:
+        qs = qs.filter(day__lt=last)
+    return sorted(set(qs.values_list("day", flat=True)))
 
 
 def tick(now: dt.datetime | None = None) -> dict[str, int]:

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from cxloop.accounts.models import Workspace
-from cxloop.analytics import rollups
-from cxloop.analytics.models import NpsThresholds
+from cxloop.analytics.models import DirtyDay, NpsThresholds
 from cxloop.analytics.queries import NpsQuery, nps
 from cxloop.organisation.models import Branch, Employee, Touchpoint
 from cxloop.surveys.models import Response
@@ -323,13 +322,23 @@ def test_other_workspace_never_counted(
     )
 
 
-def test_raw_fallback_when_many_days_are_dirty(
-    loaded: World, api_for: Any, monkeypatch: Any
-) -> None:
+def test_dirty_days_are_read_from_the_raw_answers(loaded: World, api_for: Any) -> None:
+    """A request never recomputes cells: the days changed since the heartbeat's last step come
+    from the raw answers, whole months holding one from their daily cells."""
     api_for(loaded)
-    monkeypatch.setattr(rollups, "INLINE_DAYS", 0)
     Response.objects.filter(workspace=loaded.workspace, score=10).first().delete()  # type: ignore[union-attr]
-    check(api_for(loaded, group_by="region"), loaded, ("region",))
+    changed = Response.objects.filter(workspace=loaded.workspace, score=9).last()
+    assert changed is not None
+    changed.score = 0
+    changed.save()
+    dirty = set(DirtyDay.objects.filter(workspace_id=loaded.workspace.pk).values_list("day"))
+    assert dirty
+    for group_by in (("region",), ("employee",), ("month",), ("week",), ()):
+        check(api_for(loaded, group_by=",".join(group_by)), loaded, group_by)
+    # still dirty: the requests wrote nothing
+    assert (
+        set(DirtyDay.objects.filter(workspace_id=loaded.workspace.pk).values_list("day")) == dirty
+    )
 
 
 def test_scope_and_errors(world: World, make_api: Any) -> None:

@@ -168,7 +168,10 @@ def test_heartbeat_tick_and_rebuild_command(world: Any) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_day_being_recomputed_elsewhere_is_left_to_that_process(world: Any) -> None:
+@pytest.mark.parametrize("lock_state", [False, True])
+def test_a_day_being_recomputed_elsewhere_is_left_to_that_process(
+    world: Any, lock_state: bool
+) -> None:
     """A request's inline refresh and the heartbeat may reach one dirty day at once: the
     second leaves it (its mark is locked) instead of inserting the day's cells a second time."""
     import threading
@@ -193,7 +196,10 @@ def test_a_day_being_recomputed_elsewhere_is_left_to_that_process(world: Any) ->
     def other_process() -> None:
         try:
             with transaction.atomic():
-                assert list(DirtyDay.objects.select_for_update())
+                if lock_state:  # recomputing another day of the same month
+                    assert list(RollupState.objects.select_for_update())
+                else:  # recomputing this very day
+                    assert list(DirtyDay.objects.select_for_update())
                 assert list(ReasonDirtyDay.objects.select_for_update())
                 locked.set()
                 release.wait(10)
