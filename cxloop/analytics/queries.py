@@ -408,7 +408,7 @@ def _spans(
 def _rows(
     query: NpsQuery, survey_ids: list[int], entities: _Entities, prepared: bool
 ) -> Iterable[Row]:
-    """``prepared``: ``rollups.prepare`` said the cells are current."""
+    """``prepared``: ``rollups.prepare`` said the cells can be read (dirty days aside)."""
     zone = rollups.tz_of(query.workspace)
     kinds = {BASE_KIND[d] for d in (*query.group_by, *query.filters) if d in BASE_KIND}
     kind = next(iter(kinds)) if kinds else "all"
@@ -462,7 +462,7 @@ def nps(query: NpsQuery) -> NpsResult:
 
 def nps_many(queries: Sequence[NpsQuery]) -> list[NpsResult]:
     """``nps`` of each query, in order, sharing what they have in common: the workspace's NPS
-    surveys and thresholds, whether its cells are current (one ``rollups.prepare``) and the
+    surveys and thresholds, whether its cells can be read (one ``rollups.prepare``) and the
     entity lookups. The queries belong to one workspace."""
     if not queries:
         return []

@@ -238,8 +238,8 @@ def claim(model: Any, mark: Any) -> bool:
     """Lock a dirty-day mark for its recomputation (inside a transaction); False when another
     process is recomputing that day now, or has done it, or the day was marked again since.
 
-    Without it two refreshes of one day (a request's ``prepare`` and the heartbeat) would both
-    delete the old cells and both insert new ones: under PostgreSQL's READ COMMITTED the
+    Without it two refreshes of one day (two heartbeats: the dispatcher's and Celery beat's, or
+    two workers) would both delete the old cells and both insert new ones: under PostgreSQL's READ COMMITTED the
     second DELETE does not see the first's new rows, and the day would count twice. SQLite
     has no row locks and needs none: it runs one writing transaction at a time."""
     return (
