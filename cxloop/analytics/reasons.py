@@ -331,12 +331,9 @@ def dirty_days(
     survey_ids: Sequence[int], first: dt.date | None, last: dt.date | None
 ) -> list[dt.date]:
     """The days of [first, last) whose reason cells are not current (any of these surveys)."""
-    qs = ReasonDirtyDay.objects.filter(survey_id__in=list(survey_ids))
-    if first is not None:
-        qs = qs.filter(day__gte=first)
-    if last is not None:
-        qs = qs.filter(day__lt=last)
-    return sorted(set(qs.values_list("day", flat=True)))
+    from .rollups import marked_days
+
+    return marked_days(ReasonDirtyDay, survey_ids, first, last)
 
 
 def _cells(

@@ -425,7 +425,14 @@ def dirty_days(
 ) -> list[dt.date]:
     """The days of [first, last) whose NPS cells are not current (any of these surveys): the
     readers take them from the raw answers until the heartbeat recomputes them."""
-    qs = DirtyDay.objects.filter(survey_id__in=list(survey_ids))
+    return marked_days(DirtyDay, survey_ids, first, last)
+
+
+def marked_days(
+    model: Any, survey_ids: Sequence[int], first: dt.date | None, last: dt.date | None
+) -> list[dt.date]:
+    """The days of [first, last) marked in ``model`` (``DirtyDay``/``ReasonDirtyDay``)."""
+    qs = model.objects.filter(survey_id__in=list(survey_ids))
     if first is not None:
         qs = qs.filter(day__gte=first)
     if last is not None:
