@@ -41,12 +41,18 @@ BRAND_LIGHT = "#aebff7"
 INK = "#1d2433"
 MUTED = "#5c6577"
 GRID = "#e3e7ee"
-# The page's own font stack: the browser draws the SVG's text with the page's fonts.
+# The page's own font stack (the spec's ``config.font``).
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", "Noto Sans", sans-serif'
-# The font vl-convert lays the text out with (``render_svg``): its bundled sans-serif.
+# The font vl-convert lays the text out with (``render_svg``): its bundled sans-serif,
+# Liberation Sans.
 MEASURE_FONT = "sans-serif"
+# What the browser draws the SVG's text with: first the fonts with the measured font's
+# metrics (Liberation Sans, Arial, Arimo, Helvetica), then the page's. A wider font than the
+# one measured (DejaVu Sans, the system-ui of many Linux desktops) pushes right-aligned labels
+# out of the chart: "Chișinău Botanica" lost its first letter beside the bars.
+DRAW_FONT = '"Liberation Sans", Arial, Arimo, Helvetica, ' + FONT
 _MEASURE_ATTRIBUTE = f'font-family="{MEASURE_FONT}"'
-_PAGE_ATTRIBUTE = 'font-family="{}"'.format(FONT.replace('"', "&quot;"))
+_PAGE_ATTRIBUTE = 'font-family="{}"'.format(DRAW_FONT.replace('"', "&quot;"))
 
 
 def _register_bundled_font() -> None:
@@ -118,10 +124,10 @@ def render_svg(chart: alt.TopLevelMixin, datasets: dict[str, list[Any]] | None =
     Rendering is the costly part of a page (vl-convert runs Vega in-process), so:
 
     * the text is laid out with ``MEASURE_FONT``, the sans-serif font bundled in vl-convert
-      (Liberation Sans, metrically compatible with Arial), and the SVG then names the page's
-      own ``FONT`` stack, which the browser draws with. Measuring with a system font found on
-      disk (DejaVu Sans, Noto Sans) made vl-convert 4-8 times slower: a heat map of 168 cells
-      took 0.5-0.9 s instead of 0.06-0.13 s;
+      (Liberation Sans, metrically compatible with Arial), and the SVG then names
+      ``DRAW_FONT``: fonts of the same metrics first, the page's own stack after them.
+      Measuring with a system font found on disk (DejaVu Sans, Noto Sans) made vl-convert
+      4-8 times slower: a heat map of 168 cells took 0.5-0.9 s instead of 0.06-0.13 s;
     * the SVG is kept for the same spec and language, in this process and in Django's cache
       (Redis with ``CACHE_URL``: one web worker draws it for all); the builders of the pages'
       charts are also ``cached`` by their data, which skips altair as well;
@@ -136,9 +142,10 @@ def render_svg(chart: alt.TopLevelMixin, datasets: dict[str, list[Any]] | None =
         spec["datasets"] = {**spec.get("datasets", {}), **datasets}
     text = json.dumps(spec, sort_keys=True, default=str)
     language = _language()
-    # vl-convert's version is part of the key: another Vega may draw the same spec otherwise.
+    # vl-convert's version is part of the key (another Vega may draw the same spec
+    # otherwise), and so is the font the SVG names.
     digest = hashlib.blake2b(
-        f"{_VL_VERSION}\n{language}\n{text}".encode(), digest_size=16
+        f"{_VL_VERSION}\n{_PAGE_ATTRIBUTE}\n{language}\n{text}".encode(), digest_size=16
     ).hexdigest()
     key = f"spec:{digest}"
     svg = _kept(key)

@@ -113,6 +113,23 @@ def fill(workspace: Workspace) -> int:
     return sum(1 for response in responses if response.answered_at >= since)
 
 
+def outside_texts(page: Page, chart: str) -> list[str]:
+    """The texts of the chart's SVG that Chromium draws (partly) outside the SVG's box."""
+    found: list[str] = page.evaluate(
+        """(selector) => {
+            const svg = document.querySelector(selector + " svg");
+            const box = svg.getBoundingClientRect();
+            return [...svg.querySelectorAll("text")].filter((text) => {
+                const r = text.getBoundingClientRect();
+                return r.width > 0 && (r.left < box.left - 0.5 || r.right > box.right + 0.5
+                    || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5);
+            }).map((text) => text.textContent);
+        }""",
+        chart,
+    )
+    return found
+
+
 def test_a_cx_manager_reads_the_nps_dashboard(
     page: Page,
     live_server: Any,
@@ -137,6 +154,10 @@ def test_a_cx_manager_reads_the_nps_dashboard(
     # The response rate sits beside the score: Cahul sent two invitations per answer.
     assert page.inner_text('#groups-table tr[data-code="B04"] td.rate') == "50.0%"
     assert "significant" in page.inner_text("#change")
+    # The server measured the charts' text; the browser draws it. Every label must lie
+    # inside its chart (a wider font than the one measured cut "Chișinău Botanica" off).
+    for chart in ("#trend-chart", "#groups-chart", "#heatmap-chart"):
+        assert outside_texts(page, chart) == [], chart
     page.screenshot(path=str(out / "analytics-dashboard.png"), full_page=True)
     page.locator("#heatmap").screenshot(path=str(out / "analytics-heatmap.png"))
 
