@@ -183,22 +183,30 @@ def test_the_pain_map_ranks_the_reasons_detractors_cite(
     tmp_path: Path,
 ) -> None:
     from cxloop.cases.models import ReasonCode
+    from cxloop.customers.models import Customer
 
     out = shots(tmp_path)
     survey = make_survey(workspace)
     ReasonCode.objects.create(workspace=workspace, code="waiting", labels={"en": "Waiting time"})
     rng = random.Random(5)
     now = clock.now()
+    # A base of 20,000 customers, 300 of whom answered: the pain map scales each reason's
+    # share of respondents to the base.
+    Customer.objects.bulk_create(
+        [Customer(workspace=workspace, external_id=f"C{n}") for n in range(20_000)],
+        batch_size=2000,
+    )
+    customers = list(Customer.objects.filter(workspace=workspace).order_by("pk")[:300])
     # 300 answers over 60 days: detractors tick waiting (most), price or staff.
     responses = []
-    for n in range(300):
+    for n, customer in enumerate(customers):
         score = rng.choice([0, 2, 4, 5, 6, 6, 7, 8, 9, 9, 10, 10])
         reasons = []
         if score <= 6:
             reasons = [rng.choices(["waiting", "price", "staff"], [6, 3, 1])[0]]
         responses.append(
             Response(workspace=workspace, survey=survey, external_id=f"P{n}", score=score,
-                     answers={"reasons": reasons} if reasons else {},
+                     customer=customer, answers={"reasons": reasons} if reasons else {},
                      answered_at=now - dt.timedelta(days=rng.randint(0, 59), hours=2),
                      source=ResponseSource.WEB)
         )  # fmt: skip
@@ -210,9 +218,16 @@ def test_the_pain_map_ranks_the_reasons_detractors_cite(
     page.click("header.top nav >> text=Analytics")
     page.click("#analytics-tabs >> text=Pain map")
     assert page.locator("#pareto-chart svg").count() == 1
+    assert outside_texts(page, "#pareto-chart") == []
     rows = page.locator("#reasons-table tr[data-code]")
     # Ranked by the share of detractors citing them: waiting first, with its count.
     assert rows.first.get_attribute("data-code") == "waiting"
     assert str(citing_waiting) in rows.first.inner_text()
     assert "Waiting time" in rows.first.inner_text()  # the reason code's label
+    # 300 respondents of 20,000 customers: a reason cited by k of them affects about
+    # k / 300 * 20,000 customers, with a Wilson interval around it.
+    assert page.inner_text("#customers .value") == "20\u202f000"
+    estimate = f"{round(citing_waiting / 300 * 20_000):,}".replace(",", "\u202f")
+    affected = rows.first.locator("td.affected").inner_text()
+    assert affected.startswith(f"{estimate} "), affected
     page.screenshot(path=str(out / "analytics-pain.png"), full_page=True)
