@@ -52,7 +52,7 @@ MEASURE_FONT = "sans-serif"
 # out of the chart: "Chișinău Botanica" lost its first letter beside the bars.
 DRAW_FONT = '"Liberation Sans", Arial, Arimo, Helvetica, ' + FONT
 _MEASURE_ATTRIBUTE = f'font-family="{MEASURE_FONT}"'
-_PAGE_ATTRIBUTE = 'font-family="{}"'.format(DRAW_FONT.replace('"', "&quot;"))
+_DRAW_ATTRIBUTE = 'font-family="{}"'.format(DRAW_FONT.replace('"', "&quot;"))
 
 
 def _register_bundled_font() -> None:
@@ -145,7 +145,7 @@ def render_svg(chart: alt.TopLevelMixin, datasets: dict[str, list[Any]] | None =
     # vl-convert's version is part of the key (another Vega may draw the same spec
     # otherwise), and so is the font the SVG names.
     digest = hashlib.blake2b(
-        f"{_VL_VERSION}\n{_PAGE_ATTRIBUTE}\n{language}\n{text}".encode(), digest_size=16
+        f"{_VL_VERSION}\n{_DRAW_ATTRIBUTE}\n{language}\n{text}".encode(), digest_size=16
     ).hexdigest()
     key = f"spec:{digest}"
     svg = _kept(key)
@@ -404,14 +404,14 @@ def _draw(spec: str, language: str) -> str:
         format_locale=_format_locale(language),
         time_format_locale=_TIME_LOCALES.get(language, "en-GB"),
     )
-    return svg.replace(_MEASURE_ATTRIBUTE, _PAGE_ATTRIBUTE)
+    return svg.replace(_MEASURE_ATTRIBUTE, _DRAW_ATTRIBUTE)
 
 
 def svg_to_png(svg: str, scale: float | None = None) -> bytes:
     """A chart of ``render_svg`` as PNG, drawn by vl-convert with the font its text was
     measured with (the page's stack would pick DejaVu or Noto Sans, wider than the layout)."""
     png: bytes = vl_convert.svg_to_png(
-        svg.replace(_PAGE_ATTRIBUTE, _MEASURE_ATTRIBUTE), scale=scale
+        svg.replace(_DRAW_ATTRIBUTE, _MEASURE_ATTRIBUTE), scale=scale
     )
     return png
 
